@@ -1,0 +1,265 @@
+import { EventEmitter } from "node:events";
+import createDebug from "debug";
+import type { Namespace, Server, Socket } from "socket.io";
+import { createAuthorizer } from "./authorize";
+import { createDecoder } from "./codec";
+import { MqttBridgeError } from "./errors";
+import type { HandlerContext } from "./handlers";
+import { attachHandlers } from "./handlers";
+import type { MqttBridgeOptions } from "./options";
+import { resolveOptions } from "./options";
+import type { MessageProperties, QoS } from "./protocol";
+import { Registry } from "./registry";
+import { Router } from "./router";
+import { Session } from "./session";
+import type { BridgeStats } from "./stats";
+import { createStats, snapshot } from "./stats";
+import { checkFilter, parsePublish } from "./validate";
+
+const debug = createDebug("socket.io-mqtt-bridge:bridge");
+
+/** Events of the bridge. */
+export interface BridgeEvents {
+  /** Connected (or reconnected) to the broker; every subscription is being restored. */
+  connect: [];
+  /** The broker connection was lost; reconnecting with backoff. */
+  offline: [];
+  /** A reconnect attempt starts. */
+  reconnect: [];
+  /** An operational error (connection refused, a subscription the broker refused, …). */
+  error: [err: Error];
+}
+
+/** Options of a server-side `bridge.publish`. */
+export interface PublishOptions {
+  /** @default 0 */
+  qos?: QoS;
+  /** @default false */
+  retain?: boolean;
+  /** MQTT 5 properties. */
+  properties?: MessageProperties;
+}
+
+/** The namespace middleware returned by {@link mqttBridge}, with the bridge's own API. */
+export interface MqttBridge {
+  /** The middleware: `io.use(bridge)` or `io.of("/ns").use(bridge)`. */
+  (socket: Socket, next: (err?: Error) => void): void;
+  /** Resolves on the first successful broker connection; rejects if closed before that. */
+  readonly ready: Promise<void>;
+  /** True while the broker connection is up. */
+  readonly connected: boolean;
+  /** Routes topic `filter` to `room` (any room of the app); not subject to `allow` rules. */
+  subscribe(filter: string, room: string): void;
+  /** Removes a route made with {@link MqttBridge.subscribe}. */
+  unsubscribe(filter: string, room: string): void;
+  /** Publishes from the server; resolves when the broker acknowledged it at its QoS. */
+  publish(topic: string, payload: unknown, options?: PublishOptions): Promise<void>;
+  /** The room client subscriptions to `filter` use (`roomPrefix + filter`). */
+  room(filter: string): string;
+  /** A snapshot of the counters. */
+  stats(): BridgeStats;
+  /**
+   * Serves a namespace (or a server's main one) right away, including sockets already connected;
+   * `io.use(bridge)` does this on the first connection.
+   */
+  attach(target: Server | Namespace): void;
+  /** Graceful, idempotent shutdown: listeners removed, broker DISCONNECT (owned client). */
+  close(): Promise<void>;
+  on<E extends keyof BridgeEvents>(event: E, fn: (...args: BridgeEvents[E]) => void): MqttBridge;
+  once<E extends keyof BridgeEvents>(event: E, fn: (...args: BridgeEvents[E]) => void): MqttBridge;
+  off<E extends keyof BridgeEvents>(event: E, fn: (...args: BridgeEvents[E]) => void): MqttBridge;
+  listenerCount(event: keyof BridgeEvents): number;
+}
+
+function isServer(target: Server | Namespace): target is Server {
+  return typeof (target as Server).of === "function";
+}
+
+/**
+ * Creates the bridge and connects to the broker at once.
+ *
+ * @example
+ * const bridge = mqttBridge({ mqtt: "mqtt://localhost:1883", allow: { subscribe: ["sensors/#"] } });
+ * io.use(bridge);
+ */
+export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
+  const opts = resolveOptions(options);
+  const authorizer = createAuthorizer(opts.allow);
+  const emitter = new EventEmitter<BridgeEvents>();
+  const stats = createStats();
+  const session = new Session(opts);
+  const registry: Registry = new Registry(opts, session, {
+    onJoin: (nsp, room, id) => router.replay(nsp, room, id),
+    onRefused: (entry) => {
+      // a refused SUBACK leaves no socket in the filter's own room
+      const room = registry.room(entry.filter);
+      for (const nsp of registry.namespaces()) {
+        for (const id of [...(nsp.adapter.rooms.get(room) ?? [])])
+          void nsp.sockets.get(id)?.leave(room);
+      }
+      fail(entry.error ?? new MqttBridgeError("BROKER_REJECTED"));
+    },
+    onRemoved: () => router.prune(),
+  });
+  const router = new Router(opts, session, registry, stats, createDecoder(opts.decode));
+  const ctx: HandlerContext = {
+    opts,
+    session,
+    registry,
+    authorizer,
+    stats,
+    offlineQueued: { count: 0 },
+  };
+  const sockets = new Map<Socket, () => void>();
+  const namespaces = new Map<Namespace, (socket: Socket) => void>();
+  let closed = false;
+  let warned = false;
+
+  let resolveReady!: () => void;
+  let rejectReady!: (err: Error) => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    resolveReady = resolve;
+    rejectReady = reject;
+  });
+  ready.catch(() => undefined); // nobody awaiting `ready` must not crash the process
+
+  function fail(err: Error): void {
+    if (emitter.listenerCount("error") > 0) {
+      emitter.emit("error", err);
+    } else if (!warned) {
+      warned = true;
+      console.warn(
+        `socket.io-mqtt-bridge: ${err.message} (add bridge.on("error") to handle errors)`,
+      );
+    }
+  }
+
+  let up = false;
+  session.on("connect", () => {
+    up = true;
+    stats.connects++;
+    registry.resubscribeAll();
+    resolveReady();
+    emitter.emit("connect");
+  });
+  session.on("offline", () => {
+    if (up) stats.disconnects++; // a refused first attempt (e.g. MQTT 5 to aedes) is not a loss
+    up = false;
+    registry.disconnected();
+    emitter.emit("offline");
+  });
+  session.on("reconnect", () => emitter.emit("reconnect"));
+  session.on("error", fail);
+  session.on("message", (topic, payload, packet) => router.handle(topic, payload, packet));
+
+  /** Handlers for a socket, once; removed when it disconnects. */
+  function setup(socket: Socket): void {
+    if (closed || sockets.has(socket)) return;
+    sockets.set(socket, attachHandlers(ctx, socket));
+    socket.once("disconnect", () => {
+      sockets.get(socket)?.();
+      sockets.delete(socket);
+    });
+    if (socket.recovered) void reauthorize(socket);
+  }
+
+  /**
+   * Socket.IO connection state recovery skips `io.use` middlewares by default and restores the
+   * socket's rooms: permissions may have changed meanwhile, so each bridged room is checked again.
+   */
+  async function reauthorize(socket: Socket): Promise<void> {
+    for (const room of [...socket.rooms]) {
+      if (!room.startsWith(opts.roomPrefix) || !registry.isBridged(socket.nsp, room)) continue;
+      const filter = room.slice(opts.roomPrefix.length);
+      if (!(await authorizer.subscribe(socket, filter))) {
+        debug("[%s] recovered socket no longer allowed %s", socket.id, filter);
+        await socket.leave(room);
+      }
+    }
+  }
+
+  function attachNamespace(nsp: Namespace): void {
+    if (closed || namespaces.has(nsp)) return;
+    registry.attach(nsp);
+    const onConnection = (socket: Socket) => setup(socket);
+    nsp.on("connection", onConnection);
+    namespaces.set(nsp, onConnection);
+    for (const socket of nsp.sockets.values()) setup(socket);
+  }
+
+  const middleware = (socket: Socket, next: (err?: Error) => void): void => {
+    // handlers are attached on "connection" (also reached by recovered sockets, which skip
+    // middlewares), so a socket refused by a later middleware leaves nothing behind
+    attachNamespace(socket.nsp);
+    next();
+  };
+
+  const api = {
+    ready,
+    subscribe(filter: string, room: string): void {
+      checkFilter(filter, opts.limits);
+      if (typeof room !== "string" || room.length === 0) {
+        throw new MqttBridgeError("INVALID_ARGUMENT", "room must be a non-empty string");
+      }
+      registry.route(filter, room);
+    },
+    unsubscribe(filter: string, room: string): void {
+      registry.unroute(filter, room);
+    },
+    async publish(topic: string, payload: unknown, o: PublishOptions = {}): Promise<void> {
+      const limits = { ...opts.limits, payloadBytes: 268_435_455 };
+      const msg = parsePublish({ ...o, topic, payload }, limits, session.mqtt5);
+      stats.publishes.server++;
+      await session.publish(msg.topic, msg.payload, msg, opts.limits.offlineQueue > 0);
+    },
+    room(filter: string): string {
+      return registry.room(filter);
+    },
+    stats(): BridgeStats {
+      stats.connected = session.connected;
+      stats.protocolVersion =
+        stats.connects > 0 ? session.client.options.protocolVersion : undefined;
+      stats.brokerSubscriptions = registry.subscriptions;
+      stats.rooms = registry.rooms;
+      stats.retained.cached = router.retained.size;
+      return snapshot(stats);
+    },
+    attach(target: Server | Namespace): void {
+      attachNamespace(isServer(target) ? target.of("/") : target);
+    },
+    async close(): Promise<void> {
+      if (closed) return closing;
+      closed = true;
+      closing = (async () => {
+        for (const [nsp, fn] of namespaces) nsp.off("connection", fn);
+        namespaces.clear();
+        for (const detach of sockets.values()) detach();
+        sockets.clear();
+        await registry.close();
+        await session.close();
+        rejectReady(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge was closed"));
+        debug("closed");
+      })();
+      return closing;
+    },
+    on(event: keyof BridgeEvents, fn: (...args: never[]) => void) {
+      emitter.on(event, fn);
+      return bridge;
+    },
+    once(event: keyof BridgeEvents, fn: (...args: never[]) => void) {
+      emitter.once(event, fn);
+      return bridge;
+    },
+    off(event: keyof BridgeEvents, fn: (...args: never[]) => void) {
+      emitter.off(event, fn);
+      return bridge;
+    },
+    listenerCount(event: keyof BridgeEvents): number {
+      return emitter.listenerCount(event);
+    },
+  };
+  let closing: Promise<void> = Promise.resolve();
+  const bridge = Object.assign(middleware, api) as unknown as MqttBridge;
+  Object.defineProperty(bridge, "connected", { get: () => session.connected, enumerable: true });
+  return bridge;
+}

@@ -1,0 +1,309 @@
+/**
+ * The browser helper, `socket.io-mqtt-bridge/client`: MQTT-style subscribe / publish over a
+ * Socket.IO socket connected to a namespace that runs the bridge. No Node APIs, no dependency
+ * besides (type-only) `socket.io-client`.
+ */
+import type { Socket } from "socket.io-client";
+import { DEFAULT_EVENTS } from "./protocol";
+import type {
+  BridgeMessage,
+  ErrorCode,
+  EventNames,
+  MessageProperties,
+  PublishRequest,
+  QoS,
+  SubscribeRequest,
+} from "./protocol";
+import { matches } from "./topic";
+
+export type { BridgeMessage, ErrorCode, MessageProperties, QoS } from "./protocol";
+
+/**
+ * Called with every message whose topic matches the subscription's filter. A handler that throws
+ * does not stop the other handlers: its error is rethrown asynchronously (`queueMicrotask`), so
+ * it surfaces as an uncaught error (console, `window.onerror`, error monitoring).
+ * @example
+ * const render: MessageHandler<{ celsius: number }> = (msg) => console.log(msg.topic, msg.payload.celsius);
+ */
+export type MessageHandler<P = unknown> = (message: BridgeMessage<P>) => void;
+
+/**
+ * Options of {@link mqttClient}.
+ * @example
+ * mqttClient(socket, { timeoutMs: 5000, onError: (err, filter) => console.warn(filter, err.code) });
+ */
+export interface MqttClientOptions {
+  /** Event names, when the server renamed them with its `events` option. */
+  events?: Partial<EventNames>;
+  /** How long to wait for each acknowledgement before failing with `TIMEOUT`; default 10 000. */
+  timeoutMs?: number;
+  /**
+   * Called when restoring a subscription after a reconnect fails while that connection is still
+   * up; the local subscription is kept (and restored again on the next reconnect). Without it the
+   * error is rethrown asynchronously.
+   */
+  onError?: (error: MqttBridgeClientError, filter: string) => void;
+}
+
+/**
+ * A local subscription, resolved once the server has acknowledged the filter.
+ * @example
+ * const sub = await mqtt.subscribe("sensors/#", render);
+ * console.log(sub.room, sub.qos);
+ * await sub.unsubscribe();
+ */
+export interface Subscription {
+  /** The topic filter. */
+  readonly filter: string;
+  /** The Socket.IO room the server put the socket in for this filter. */
+  readonly room: string;
+  /** The QoS the server granted for this filter. */
+  readonly qos: QoS;
+  /** Stops this handler; the server is told when no local subscription of the filter is left. Idempotent. */
+  unsubscribe(): Promise<void>;
+}
+
+/**
+ * The helper returned by {@link mqttClient}.
+ * @example
+ * const mqtt: MqttClient = mqttClient(io());
+ * const sub = await mqtt.subscribe("sensors/+/temp", (msg) => render(msg), { qos: 1 });
+ * await mqtt.publish("chat/lobby", { text: "hi" }, { qos: 1, retain: false });
+ * mqtt.filters(); // ["sensors/+/temp"]
+ * mqtt.close();
+ */
+export interface MqttClient {
+  /**
+   * Subscribes `handler` to `filter`. Subscriptions of one filter share one server subscription;
+   * a filter already subscribed resolves at once (its handler gets later messages only).
+   */
+  subscribe<P = unknown>(
+    filter: string,
+    handler: MessageHandler<P>,
+    options?: { qos?: QoS },
+  ): Promise<Subscription>;
+  /** Publishes through the bridge; resolves once the broker has acknowledged it at its QoS. */
+  publish(
+    topic: string,
+    payload: unknown,
+    options?: { qos?: QoS; retain?: boolean; properties?: MessageProperties },
+  ): Promise<void>;
+  /** The filters with an acknowledged subscription, in subscription order. */
+  filters(): string[];
+  /**
+   * Removes the helper's socket listeners and drops every handler; when the socket is connected
+   * it also sends `mqtt.unsubscribe` (without ack) for each filter. Later calls reject.
+   */
+  close(): void;
+}
+
+/**
+ * Rejection reason of every promise of the helper. `code` is the server's error code, or
+ * `TIMEOUT` when no valid acknowledgement arrived (ack timeout, disconnection, or an ack that is
+ * not `{ ok: true, … }` / `{ ok: false, error: { code } }`): the outcome is then unknown.
+ * @example
+ * try { await mqtt.publish("chat/x", "hi"); } catch (e) {
+ *   if (e instanceof MqttBridgeClientError && e.code === "FORBIDDEN") alert("not allowed");
+ * }
+ */
+export class MqttBridgeClientError extends Error {
+  /** A stable error code (see `ErrorCode`). */
+  readonly code: ErrorCode;
+  /** The MQTT 5 reason code, when the broker gave one. */
+  readonly reasonCode?: number;
+  constructor(code: ErrorCode, message: string, reasonCode?: number) {
+    super(message);
+    this.name = "MqttBridgeClientError";
+    this.code = code;
+    if (reasonCode !== undefined) this.reasonCode = reasonCode;
+  }
+}
+
+interface Local {
+  handler: MessageHandler;
+  active: boolean;
+}
+interface Entry {
+  filter: string;
+  request: SubscribeRequest;
+  room: string;
+  qos: QoS;
+  locals: Set<Local>;
+  pending?: Promise<void> | undefined; // the first mqtt.subscribe, until acknowledged
+}
+type Ack = { ok: boolean; room?: string; qos?: QoS; error?: Record<string, unknown> };
+
+const rethrow = (error: unknown) =>
+  queueMicrotask(() => {
+    throw error;
+  });
+
+/**
+ * Creates the browser helper on a socket of a namespace that runs the bridge. Use one helper per
+ * socket. Subscriptions are restored after a reconnect, unless Socket.IO recovered the connection
+ * state (then the server kept the rooms).
+ * @example
+ * import { io } from "socket.io-client";
+ * import { mqttClient } from "socket.io-mqtt-bridge/client";
+ * const mqtt = mqttClient(io());
+ * const sub = await mqtt.subscribe("sensors/+/temp", (msg) => render(msg));
+ * await mqtt.publish("chat/lobby", { text: "hi" }, { qos: 1 });
+ * await sub.unsubscribe();
+ */
+export function mqttClient(socket: Socket, options: MqttClientOptions = {}): MqttClient {
+  const events: EventNames = { ...DEFAULT_EVENTS, ...options.events };
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const entries = new Map<string, Entry>();
+  const leaving = new Map<string, Promise<void>>(); // in-flight server unsubscribes, by filter
+  let closed = false;
+  let disconnects = 0;
+  let restored = 0; // value of `disconnects` at the last restore
+
+  const error = (code: ErrorCode, message: string, reasonCode?: number) =>
+    new MqttBridgeClientError(code, message, reasonCode);
+  const closedError = () => error("INVALID_ARGUMENT", "mqttClient is closed");
+
+  const request = (event: string, arg: unknown) =>
+    new Promise<Ack>((resolve, reject) => {
+      socket.timeout(timeoutMs).emit(event, arg, (err: unknown, ack?: Ack) => {
+        const { code, message, reasonCode } = ack?.error ?? {};
+        if (err) {
+          reject(error("TIMEOUT", `${event}: ${err instanceof Error ? err.message : "no ack"}`));
+        } else if (ack?.ok === true) {
+          resolve(ack);
+        } else if (ack?.ok !== false || typeof code !== "string") {
+          reject(error("TIMEOUT", `${event}: malformed acknowledgement`));
+        } else {
+          const text = typeof message === "string" ? message : code;
+          const rc = typeof reasonCode === "number" ? reasonCode : undefined;
+          reject(error(code as ErrorCode, text, rc));
+        }
+      });
+    });
+
+  const update = (entry: Entry, ack: Ack) => {
+    entry.room = ack.room ?? entry.room;
+    entry.qos = ack.qos ?? entry.qos;
+  };
+
+  async function join(entry: Entry): Promise<void> {
+    try {
+      await leaving.get(entry.filter); // an unsubscribe of this filter goes first
+      update(entry, await request(events.subscribe, entry.request));
+      if (closed) {
+        socket.emit(events.unsubscribe, entry.filter);
+        throw closedError();
+      }
+    } catch (err) {
+      if (entries.get(entry.filter) === entry) entries.delete(entry.filter);
+      for (const local of entry.locals) local.active = false;
+      throw err;
+    } finally {
+      entry.pending = undefined;
+    }
+  }
+
+  function leave(entry: Entry, local: Local): Promise<void> {
+    const { filter } = entry;
+    const last = local.active && entry.locals.size === 1 && entries.get(filter) === entry;
+    local.active = false;
+    entry.locals.delete(local);
+    if (!last) return Promise.resolve();
+    entries.delete(filter);
+    const result = request(events.unsubscribe, filter).then(() => {});
+    const settled: Promise<void> = result
+      .catch(() => {})
+      .then(() => void (leaving.get(filter) === settled && leaving.delete(filter)));
+    leaving.set(filter, settled);
+    return result;
+  }
+
+  const onMessage = (message: BridgeMessage) => {
+    if (typeof message?.topic !== "string") return;
+    const handlers = new Map<MessageHandler, Local>(); // each handler once, first match wins
+    for (const entry of entries.values()) {
+      if (!matches(entry.filter, message.topic)) continue;
+      for (const local of entry.locals) {
+        if (!handlers.has(local.handler)) handlers.set(local.handler, local);
+      }
+    }
+    for (const local of handlers.values()) {
+      try {
+        if (local.active) local.handler(message); // may have been unsubscribed by an earlier one
+      } catch (err) {
+        rethrow(err);
+      }
+    }
+  };
+
+  const onDisconnect = () => void disconnects++;
+
+  const onConnect = () => {
+    if (restored === disconnects) return; // the first connect
+    restored = disconnects;
+    if (socket.recovered) return; // the server kept our rooms
+    for (const entry of entries.values()) {
+      if (entry.pending) continue; // its own request is still on its way
+      void request(events.subscribe, entry.request).then(
+        (ack) => update(entry, ack),
+        (err: MqttBridgeClientError) => {
+          // lost with the connection: the next "connect" restores again
+          if (closed || restored !== disconnects || entries.get(entry.filter) !== entry) return;
+          if (options.onError) options.onError(err, entry.filter);
+          else rethrow(err);
+        },
+      );
+    }
+  };
+
+  socket.on(events.message, onMessage);
+  socket.on("disconnect", onDisconnect);
+  socket.on("connect", onConnect);
+
+  return {
+    async subscribe<P>(filter: string, handler: MessageHandler<P>, opts: { qos?: QoS } = {}) {
+      if (closed) throw closedError();
+      if (typeof filter !== "string" || typeof handler !== "function") {
+        throw error("INVALID_ARGUMENT", "subscribe(filter: string, handler: function)");
+      }
+      let entry = entries.get(filter);
+      if (!entry) {
+        const request = opts.qos === undefined ? filter : { filter, qos: opts.qos };
+        entry = { filter, request, room: "", qos: opts.qos ?? 0, locals: new Set() };
+        entries.set(filter, entry);
+        entry.pending = join(entry);
+      }
+      // registered before the ack, so retained messages replayed before it are not lost
+      const local: Local = { handler: handler as MessageHandler, active: true };
+      entry.locals.add(local);
+      await entry.pending;
+      const e = entry;
+      return { filter, room: e.room, qos: e.qos, unsubscribe: () => leave(e, local) };
+    },
+
+    async publish(topic, payload, opts = {}) {
+      if (closed) throw closedError();
+      const { qos, retain, properties } = opts;
+      const req: PublishRequest = { topic, payload, qos, retain, properties };
+      for (const key of ["qos", "retain", "properties"] as const) {
+        if (req[key] === undefined) delete req[key];
+      }
+      await request(events.publish, req);
+    },
+
+    filters: () => [...entries.values()].filter((e) => !e.pending).map((e) => e.filter),
+
+    close() {
+      if (closed) return;
+      closed = true;
+      socket.off(events.message, onMessage);
+      socket.off("disconnect", onDisconnect);
+      socket.off("connect", onConnect);
+      for (const entry of entries.values()) {
+        for (const local of entry.locals) local.active = false;
+        if (!entry.pending && socket.connected) socket.emit(events.unsubscribe, entry.filter);
+      }
+      entries.clear();
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import { isUtf8 } from "node:buffer";
+import type { IPublishPacket } from "mqtt";
+import type { ResolvedOptions } from "./options";
+
+/** Result of decoding a broker payload: the value, and whether the requested format failed. */
+export interface Decoded {
+  value: unknown;
+  /** true when the payload did not fit the requested format and is passed on in a wider one */
+  fallback: boolean;
+}
+
+/** A broker payload decoder, chosen once from the `decode` option. */
+export type PayloadDecoder = (payload: Buffer, packet: IPublishPacket) => Decoded;
+
+/**
+ * Encodes what a socket sent as `payload` into the bytes to publish: strings as UTF-8, binary
+ * (`Buffer`, `ArrayBuffer`, typed arrays, `DataView`) as is, anything else as JSON. Returns
+ * `undefined` when the value cannot be encoded without changing it (a string with lone
+ * surrogates, `undefined`, a function, a `BigInt`, a cycle).
+ */
+export function encodePayload(payload: unknown): Buffer | undefined {
+  if (typeof payload === "string") {
+    // [MQTT-1.5.4-1] spirit: Buffer.from would silently turn lone surrogates into U+FFFD.
+    return payload.isWellFormed() ? Buffer.from(payload, "utf8") : undefined;
+  }
+  if (Buffer.isBuffer(payload)) return payload;
+  if (payload instanceof ArrayBuffer) return Buffer.from(payload);
+  if (ArrayBuffer.isView(payload)) {
+    return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  }
+  if (payload === undefined || typeof payload === "function" || typeof payload === "symbol") {
+    return undefined;
+  }
+  try {
+    const json = JSON.stringify(payload);
+    return typeof json === "string" ? Buffer.from(json, "utf8") : undefined;
+  } catch {
+    return undefined; // BigInt, cycles, a throwing toJSON
+  }
+}
+
+/** Drops `__proto__` keys and `constructor.prototype`, so parsed JSON is plain data. */
+function safeReviver(key: string, value: unknown): unknown {
+  if (key === "__proto__") return undefined;
+  if (
+    key === "constructor" &&
+    typeof value === "object" &&
+    value !== null &&
+    Object.prototype.hasOwnProperty.call(value, "prototype")
+  ) {
+    return undefined;
+  }
+  return value;
+}
+
+const JSON_START = /^[\s]*[{["\-0-9tfn]/;
+
+/**
+ * Parses JSON text as plain data, or returns `undefined` when it is not JSON or when parsing
+ * would lose information (a top-level number that does not survive the round trip, e.g. `1e400`
+ * or `007`).
+ */
+export function parseJson(text: string): { value: unknown } | undefined {
+  if (!JSON_START.test(text)) return undefined;
+  let value: unknown;
+  try {
+    value =
+      text.includes("__proto__") || text.includes("constructor")
+        ? JSON.parse(text, safeReviver)
+        : JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value === "number" && JSON.stringify(value) !== text.trim()) return undefined;
+  return { value };
+}
+
+function decodeAuto(payload: Buffer): Decoded {
+  if (!isUtf8(payload)) return { value: payload, fallback: false };
+  const text = payload.toString("utf8");
+  const json = parseJson(text);
+  return { value: json ? json.value : text, fallback: false };
+}
+
+function decodeJson(payload: Buffer): Decoded {
+  const json = isUtf8(payload) ? parseJson(payload.toString("utf8")) : undefined;
+  return json ? { value: json.value, fallback: false } : { value: payload, fallback: true };
+}
+
+function decodeText(payload: Buffer): Decoded {
+  return isUtf8(payload)
+    ? { value: payload.toString("utf8"), fallback: false }
+    : { value: payload, fallback: true };
+}
+
+function decodeBinary(payload: Buffer): Decoded {
+  return { value: payload, fallback: false };
+}
+
+/**
+ * Builds the decoder for the `decode` option. Nothing is ever lost: a payload that does not fit the
+ * requested format, or that a custom decoder throws on, is passed on as bytes and counted.
+ */
+export function createDecoder(decode: ResolvedOptions["decode"]): PayloadDecoder {
+  switch (decode) {
+    case "auto":
+      return decodeAuto;
+    case "json":
+      return decodeJson;
+    case "text":
+      return decodeText;
+    case "binary":
+      return decodeBinary;
+    default:
+      return (payload, packet) => {
+        try {
+          return { value: decode(payload, packet), fallback: false };
+        } catch {
+          return { value: payload, fallback: true };
+        }
+      };
+  }
+}

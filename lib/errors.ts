@@ -1,0 +1,73 @@
+import type { AckError, AckFailure, ErrorCode } from "./protocol";
+
+/** Default messages of each error code, used when a more precise one is not given. */
+const MESSAGES: Record<ErrorCode, string> = {
+  // input
+  INVALID_ARGUMENT: "invalid argument",
+  INVALID_TOPIC: "invalid topic name",
+  INVALID_FILTER: "invalid topic filter",
+  // policy
+  FORBIDDEN: "not allowed",
+  PAYLOAD_TOO_LARGE: "payload too large",
+  TOO_MANY_SUBSCRIPTIONS: "too many subscriptions",
+  RATE_LIMITED: "publish rate exceeded",
+  // broker
+  BROKER_UNAVAILABLE: "the MQTT broker is not connected",
+  BROKER_REJECTED: "the MQTT broker refused the request",
+  TIMEOUT: "the MQTT broker did not answer in time",
+};
+
+/**
+ * The one error class of the bridge: a stable `code` from API.md, an optional MQTT 5 `reasonCode`
+ * and the original error as `cause`.
+ *
+ * @example
+ * throw new MqttBridgeError("FORBIDDEN", `not allowed to publish to "${topic}"`);
+ */
+export class MqttBridgeError extends Error {
+  override name = "MqttBridgeError";
+  /** A stable error code (see API.md). */
+  readonly code: ErrorCode;
+  /** The MQTT 5 reason code the broker answered with, when there is one. */
+  readonly reasonCode?: number;
+
+  constructor(code: ErrorCode, message?: string, opts?: { reasonCode?: number; cause?: unknown }) {
+    super(message ?? MESSAGES[code], opts?.cause === undefined ? undefined : { cause: opts.cause });
+    this.code = code;
+    if (opts?.reasonCode !== undefined) this.reasonCode = opts.reasonCode;
+  }
+}
+
+/** Turns any error into the `{ ok: false, error }` acknowledgement of the socket protocol. */
+export function toAck(err: unknown): AckFailure {
+  const error: AckError =
+    err instanceof MqttBridgeError
+      ? { code: err.code, message: err.message }
+      : { code: "BROKER_UNAVAILABLE", message: MESSAGES.BROKER_UNAVAILABLE };
+  if (err instanceof MqttBridgeError && err.reasonCode !== undefined) {
+    error.reasonCode = err.reasonCode;
+  }
+  return { ok: false, error };
+}
+
+/** Describes a value for an option error message: `-1 (number)`. */
+function describe(value: unknown): string {
+  let shown: string;
+  try {
+    shown = typeof value === "function" ? "[function]" : (JSON.stringify(value) ?? String(value));
+  } catch {
+    shown = String(value);
+  }
+  return `\`${shown}\` (${value === null ? "null" : typeof value})`;
+}
+
+/**
+ * A programmer error in the options of `mqttBridge()`: thrown synchronously, as a `TypeError`.
+ *
+ * @example
+ * optionError("ackTimeoutMs", "a positive integer", -1)
+ * // TypeError: Expected `ackTimeoutMs` to be a positive integer, got `-1` (number)
+ */
+export function optionError(name: string, expected: string, got: unknown): TypeError {
+  return new TypeError(`Expected \`${name}\` to be ${expected}, got ${describe(got)}`);
+}

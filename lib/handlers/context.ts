@@ -1,0 +1,58 @@
+import createDebug from "debug";
+import type { Socket } from "socket.io";
+import type { Authorizer } from "../authorize";
+import { toAck } from "../errors";
+import type { ResolvedOptions } from "../options";
+import type { AckFailure } from "../protocol";
+import type { Registry } from "../registry";
+import type { Session } from "../session";
+import type { BridgeStats } from "../stats";
+
+const debug = createDebug("socket.io-mqtt-bridge:handlers");
+
+/** What every socket event handler needs, created once per bridge. */
+export interface HandlerContext {
+  opts: ResolvedOptions;
+  session: Session;
+  registry: Registry;
+  authorizer: Authorizer;
+  stats: BridgeStats;
+  /** Socket publishes queued while the broker is offline. */
+  offlineQueued: { count: number };
+}
+
+/** An acknowledgement callback, or nothing when the client sent none. */
+export type Ack<T> = ((res: T) => void) | undefined;
+
+/** Picks the ack callback out of an event's arguments (the last one, when it is a function). */
+export function ackOf<T>(args: unknown[]): Ack<T> {
+  const last = args[args.length - 1];
+  return typeof last === "function" ? (last as (res: T) => void) : undefined;
+}
+
+/** Sends an acknowledgement, never throwing; counts acks the client did not ask for. */
+export function reply<T>(ctx: HandlerContext, socket: Socket, ack: Ack<T>, res: T): void {
+  if (!ack) {
+    ctx.stats.noAckCallback++;
+    debug("[%s] no ack callback for %o", socket.id, res);
+    return;
+  }
+  try {
+    ack(res);
+  } catch (err) {
+    debug("[%s] ack failed: %O", socket.id, err);
+  }
+}
+
+/** Answers a refused request with its error code, counting it by code. */
+export function refuse(
+  ctx: HandlerContext,
+  socket: Socket,
+  ack: Ack<AckFailure>,
+  err: unknown,
+): void {
+  const res = toAck(err);
+  ctx.stats.rejected[res.error.code]++;
+  debug("[%s] refused: %s %s", socket.id, res.error.code, res.error.message);
+  reply(ctx, socket, ack, res);
+}

@@ -1,0 +1,72 @@
+import type { Socket } from "socket.io";
+import { MqttBridgeError } from "../errors";
+import type { PublishAck } from "../protocol";
+import type { TokenBucket } from "../rate-limit";
+import { ORIGIN_PROPERTY, parsePublish } from "../validate";
+import type { Ack, HandlerContext } from "./context";
+import { refuse, reply } from "./context";
+
+function forbidden(what: string): MqttBridgeError {
+  return new MqttBridgeError("FORBIDDEN", `not allowed to ${what}`, { reasonCode: 0x87 });
+}
+
+/**
+ * `mqtt.publish`: rate limit, validate every field (MQTT-RULES.md), authorize the topic (and
+ * `retain`, and an MQTT 5 `responseTopic`) on every publish, then publish and answer after the
+ * broker's PUBACK/PUBCOMP (QoS 0: once written).
+ */
+export async function onPublish(
+  ctx: HandlerContext,
+  socket: Socket,
+  bucket: TokenBucket,
+  raw: unknown,
+  ack: Ack<PublishAck>,
+): Promise<void> {
+  ctx.stats.publishes.received++;
+  let queued = false;
+  try {
+    if (!bucket.take()) {
+      throw new MqttBridgeError("RATE_LIMITED", "publish rate exceeded", { reasonCode: 0x96 });
+    }
+    const msg = parsePublish(raw, ctx.opts.limits, ctx.session.mqtt5);
+    const { authorizer } = ctx;
+    if (!(await authorizer.publish(socket, msg.topic, msg.request))) {
+      throw forbidden(`publish to "${msg.topic}"`);
+    }
+    if (msg.retain && !(await authorizer.retain(socket, msg.topic, msg.request))) {
+      throw forbidden(`publish a retained message to "${msg.topic}"`);
+    }
+    const responseTopic = msg.properties?.responseTopic;
+    if (
+      responseTopic !== undefined &&
+      !(await authorizer.publish(socket, responseTopic, msg.request))
+    ) {
+      throw forbidden(`ask for responses on "${responseTopic}"`);
+    }
+    if (!ctx.opts.echo && ctx.session.mqtt5) {
+      // the origin travels with the message, so every node can leave out exactly this socket
+      const properties = (msg.properties ??= {});
+      const user = (properties.userProperties ??= Object.create(null) as Record<string, string>);
+      user[ORIGIN_PROPERTY] = socket.id;
+    }
+    if (!ctx.session.connected) {
+      if (ctx.offlineQueued.count >= ctx.opts.limits.offlineQueue) {
+        throw new MqttBridgeError("BROKER_UNAVAILABLE");
+      }
+      queued = true;
+      ctx.offlineQueued.count++;
+    }
+    ctx.stats.inFlight++;
+    try {
+      await ctx.session.publish(msg.topic, msg.payload, msg, queued);
+    } finally {
+      ctx.stats.inFlight--;
+    }
+    ctx.stats.publishes.acked++;
+    reply(ctx, socket, ack, { ok: true });
+  } catch (err) {
+    refuse(ctx, socket, ack, err);
+  } finally {
+    if (queued) ctx.offlineQueued.count--;
+  }
+}

@@ -1,0 +1,62 @@
+import type { Socket } from "socket.io";
+import { MqttBridgeError } from "../errors";
+import type { SubscribeAck } from "../protocol";
+import { parseSubscribe } from "../validate";
+import type { Ack, HandlerContext } from "./context";
+import { refuse, reply } from "./context";
+
+/** Counts the bridged rooms a socket is in through client subscriptions (prefixed rooms). */
+function subscriptionCount(ctx: HandlerContext, socket: Socket): number {
+  let n = 0;
+  for (const room of socket.rooms) if (room.startsWith(ctx.opts.roomPrefix)) n++;
+  return n;
+}
+
+/**
+ * `mqtt.subscribe`: validate, authorize, check the cap, join `bridge.room(filter)` (the room's
+ * creation subscribes the broker), and answer once the broker's SUBACK is in. A refused SUBACK
+ * leaves no socket in the room.
+ */
+export async function onSubscribe(
+  ctx: HandlerContext,
+  socket: Socket,
+  raw: unknown,
+  ack: Ack<SubscribeAck>,
+): Promise<void> {
+  try {
+    const { filter, qos } = parseSubscribe(raw, ctx.opts.limits);
+    const room = ctx.registry.room(filter);
+    if (!socket.rooms.has(room)) {
+      if (subscriptionCount(ctx, socket) >= ctx.opts.limits.subscriptionsPerSocket) {
+        throw new MqttBridgeError(
+          "TOO_MANY_SUBSCRIPTIONS",
+          `at most ${ctx.opts.limits.subscriptionsPerSocket} subscriptions per socket`,
+          { reasonCode: 0x97 },
+        );
+      }
+      const allowed = await ctx.authorizer.subscribe(socket, filter);
+      if (!allowed) {
+        throw new MqttBridgeError("FORBIDDEN", `not allowed to subscribe to "${filter}"`, {
+          reasonCode: 0x87,
+        });
+      }
+      if (socket.disconnected) return;
+      if (!ctx.session.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
+      await socket.join(room);
+    }
+    ctx.registry.upgrade(filter, qos);
+    let granted;
+    try {
+      granted = await ctx.registry.whenSubscribed(filter);
+    } catch (err) {
+      if (!(err instanceof MqttBridgeError) || err.code !== "BROKER_REJECTED") {
+        await socket.leave(room);
+      }
+      throw err;
+    }
+    ctx.stats.subscribes.ok++;
+    reply(ctx, socket, ack, { ok: true, room, qos: granted });
+  } catch (err) {
+    refuse(ctx, socket, ack, err);
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * socket.io-mqtt-bridge: join an MQTT broker to Socket.IO rooms.
+ * The public surface only: named re-exports, no logic.
+ */
+export { mqttBridge } from "./bridge";
+export type { BridgeEvents, MqttBridge, PublishOptions } from "./bridge";
+export { MqttBridgeError } from "./errors";
+export { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_LIMITS, DEFAULT_RECONNECT } from "./options";
+export type {
+  AllowOptions,
+  Decoder,
+  Limits,
+  MqttBridgeOptions,
+  MqttConnectOptions,
+  PublishRule,
+  ReconnectOptions,
+  SubscribeRule,
+} from "./options";
+export { DEFAULT_EVENTS, ERROR_CODES } from "./protocol";
+export type {
+  AckError,
+  AckFailure,
+  BridgeClientToServerEvents,
+  BridgeMessage,
+  BridgeServerToClientEvents,
+  ErrorCode,
+  EventNames,
+  MessageProperties,
+  PublishAck,
+  PublishRequest,
+  QoS,
+  SubscribeAck,
+  SubscribeRequest,
+  UnsubscribeAck,
+} from "./protocol";
+export type { BridgeStats } from "./stats";
+export { checkTopicFilter, checkTopicName, covers, matches } from "./topic";

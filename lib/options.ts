@@ -1,0 +1,299 @@
+import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
+import type { Socket } from "socket.io";
+import { optionError } from "./errors";
+import type { EventNames, PublishRequest } from "./protocol";
+import { DEFAULT_EVENTS } from "./protocol";
+
+/**
+ * Who may subscribe to what: a list of topic filters (each may hold `{placeholders}` filled from the
+ * socket, e.g. `"users/{data.userId}/#"`), or a function. A requested filter is allowed only when a
+ * rule covers every topic the filter can match.
+ */
+export type SubscribeRule =
+  readonly string[] | ((socket: Socket, filter: string) => boolean | Promise<boolean>);
+
+/**
+ * Who may publish to what: a list of topic filters (with optional `{placeholders}`), or a function
+ * called on every publish with the validated request.
+ */
+export type PublishRule =
+  | readonly string[]
+  | ((socket: Socket, topic: string, message: PublishRequest) => boolean | Promise<boolean>);
+
+/** Authorization rules. Anything not allowed is refused with `FORBIDDEN` (deny by default). */
+export interface AllowOptions {
+  /** Filters a socket may subscribe to. @default none */
+  subscribe?: SubscribeRule;
+  /** Topics a socket may publish to (also checked for an MQTT 5 `responseTopic`). @default none */
+  publish?: PublishRule;
+  /**
+   * Topics a socket may publish to with `retain: true` (retained state outlives the publisher and
+   * an empty retained payload deletes it, so this is a permission of its own). @default none
+   */
+  retain?: PublishRule;
+}
+
+/** Custom payload decoder for messages from the broker. */
+export type Decoder = (payload: Buffer, packet: IPublishPacket) => unknown;
+
+/** Limits that protect the broker connection, the server and other sockets. */
+export interface Limits {
+  /** Largest payload a socket may publish, in bytes. @default 65536 */
+  payloadBytes: number;
+  /** Bridged rooms a socket may be in at once through `mqtt.subscribe`. @default 100 */
+  subscriptionsPerSocket: number;
+  /** Publishes per second a socket may make (token bucket refill rate). @default 100 */
+  publishRate: number;
+  /** Publishes a socket may make in a burst (token bucket size). @default 200 */
+  publishBurst: number;
+  /** Longest topic name or filter, in UTF-8 bytes. @default 1024 */
+  topicBytes: number;
+  /** Most levels in a topic name or filter. @default 32 */
+  topicLevels: number;
+  /** Most MQTT 5 user properties on one publish. @default 32 */
+  userProperties: number;
+  /** Most bytes of MQTT 5 user properties (names and values) on one publish. @default 8192 */
+  userPropertyBytes: number;
+  /** Most retained (last-known state) messages kept for joiners; beyond it the oldest go. @default 10000 */
+  retainedMessages: number;
+  /**
+   * Socket publishes queued while the broker is offline (sent after reconnecting, acked then).
+   * 0 refuses them at once with `BROKER_UNAVAILABLE`. @default 0
+   */
+  offlineQueue: number;
+}
+
+/** Reconnect backoff: the delay doubles from `minDelayMs` up to `maxDelayMs`, with ±`jitter`. */
+export interface ReconnectOptions {
+  /** @default 1000 */
+  minDelayMs: number;
+  /** @default 30000 */
+  maxDelayMs: number;
+  /** Random spread as a fraction of the delay (0 … 1). @default 0.2 */
+  jitter: number;
+}
+
+/** MQTT.js connection options with the broker URL. */
+export type MqttConnectOptions = IClientOptions & { url?: string };
+
+/** Options of {@link mqttBridge}. Every field is optional. */
+export interface MqttBridgeOptions {
+  /**
+   * The broker: a URL (`"mqtt://broker:1883"`), MQTT.js options (with `url`), or an existing
+   * `MqttClient` (which `close()` leaves open unless `closeClient` is set).
+   * @default "mqtt://localhost:1883"
+   */
+  mqtt?: string | MqttConnectOptions | MqttClient;
+  /** Close a client passed in `mqtt` on `close()`. @default false */
+  closeClient?: boolean;
+  /** Authorization rules; deny by default. */
+  allow?: AllowOptions;
+  /**
+   * How broker payloads are decoded for sockets: `"auto"` (JSON when it parses, else UTF-8 text
+   * when valid, else bytes), `"json"`, `"text"`, `"binary"`, or a function.
+   * @default "auto"
+   */
+  decode?: "auto" | "json" | "text" | "binary" | Decoder;
+  /** A socket receives its own publishes back (exact over MQTT 5). @default true */
+  echo?: boolean;
+  /** Replay retained (last-known state) messages to each joining socket. @default true */
+  retained?: boolean;
+  /** Rename the socket events. */
+  events?: Partial<EventNames>;
+  /** Prefix of the rooms that client subscriptions use: room = prefix + filter. @default "mqtt:" */
+  roomPrefix?: string;
+  /** Time to wait for the broker's acknowledgement of a publish or subscribe. @default 10000 */
+  ackTimeoutMs?: number;
+  /** Limits per socket and per message. */
+  limits?: Partial<Limits>;
+  /** Reconnect backoff. */
+  reconnect?: Partial<ReconnectOptions>;
+}
+
+/** Options with every default applied; internal code only sees this. */
+export interface ResolvedOptions {
+  mqtt: { kind: "client"; client: MqttClient } | { kind: "options"; options: MqttConnectOptions };
+  closeClient: boolean;
+  allow: AllowOptions;
+  decode: "auto" | "json" | "text" | "binary" | Decoder;
+  echo: boolean;
+  retained: boolean;
+  events: EventNames;
+  roomPrefix: string;
+  ackTimeoutMs: number;
+  limits: Limits;
+  reconnect: ReconnectOptions;
+}
+
+/** The default limits. */
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  payloadBytes: 65_536,
+  subscriptionsPerSocket: 100,
+  publishRate: 100,
+  publishBurst: 200,
+  topicBytes: 1024,
+  topicLevels: 32,
+  userProperties: 32,
+  userPropertyBytes: 8192,
+  retainedMessages: 10_000,
+  offlineQueue: 0,
+});
+
+/** The default reconnect backoff. */
+export const DEFAULT_RECONNECT: Readonly<ReconnectOptions> = Object.freeze({
+  minDelayMs: 1000,
+  maxDelayMs: 30_000,
+  jitter: 0.2,
+});
+
+/** The default publish/subscribe acknowledgement timeout. */
+export const DEFAULT_ACK_TIMEOUT_MS = 10_000;
+
+const DECODERS = ["auto", "json", "text", "binary"] as const;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function isMqttClient(v: unknown): v is MqttClient {
+  return (
+    isObject(v) &&
+    typeof v.publish === "function" &&
+    typeof v.subscribe === "function" &&
+    typeof v.end === "function" &&
+    typeof v.on === "function"
+  );
+}
+
+/** Reads an own property only, so `__proto__` tricks in user objects change nothing. */
+function own<T extends object, K extends keyof T>(obj: T, key: K): T[K] | undefined {
+  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
+}
+
+function bool(name: string, v: unknown, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== "boolean") throw optionError(name, "a boolean", v);
+  return v;
+}
+
+function integer(name: string, v: unknown, dflt: number, min: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+    throw optionError(name, min === 0 ? "a non-negative integer" : `an integer >= ${min}`, v);
+  }
+  return v;
+}
+
+function rule(name: string, v: unknown): void {
+  if (v === undefined || typeof v === "function") return;
+  if (!Array.isArray(v) || v.some((f) => typeof f !== "string" || f.length === 0)) {
+    throw optionError(name, "an array of topic filters or a function", v);
+  }
+}
+
+function resolveMqtt(v: unknown): ResolvedOptions["mqtt"] {
+  if (v === undefined) return { kind: "options", options: { url: "mqtt://localhost:1883" } };
+  if (typeof v === "string") {
+    if (!/^(mqtts?|wss?|tcp|tls|ssl|wxs?|alis):\/\//.test(v)) {
+      throw optionError("mqtt", "a broker URL such as mqtt://host:1883", v);
+    }
+    return { kind: "options", options: { url: v } };
+  }
+  if (isMqttClient(v)) return { kind: "client", client: v };
+  if (isObject(v)) return { kind: "options", options: { ...v } };
+  throw optionError("mqtt", "a broker URL, MQTT.js options or an MqttClient", v);
+}
+
+/**
+ * Validates the user's options and applies the defaults, once. Throws a `TypeError` naming the
+ * option for any programmer error.
+ */
+export function resolveOptions(opts: MqttBridgeOptions = {}): ResolvedOptions {
+  if (!isObject(opts)) throw optionError("options", "an object", opts);
+  const allow = own(opts, "allow") ?? {};
+  if (!isObject(allow)) throw optionError("allow", "an object", allow);
+  const allowResolved: AllowOptions = {};
+  for (const key of ["subscribe", "publish", "retain"] as const) {
+    const r = own(allow as AllowOptions, key);
+    rule(`allow.${key}`, r);
+    if (r !== undefined) (allowResolved as Record<string, unknown>)[key] = r;
+  }
+
+  const decode = own(opts, "decode") ?? "auto";
+  if (typeof decode !== "function" && !(DECODERS as readonly unknown[]).includes(decode)) {
+    throw optionError("decode", `one of ${DECODERS.join(", ")} or a function`, decode);
+  }
+
+  const eventsIn = own(opts, "events") ?? {};
+  if (!isObject(eventsIn)) throw optionError("events", "an object", eventsIn);
+  const events: EventNames = { ...DEFAULT_EVENTS };
+  for (const key of Object.keys(DEFAULT_EVENTS) as (keyof EventNames)[]) {
+    const name = own(eventsIn as Partial<EventNames>, key);
+    if (name === undefined) continue;
+    if (typeof name !== "string" || name.length === 0) {
+      throw optionError(`events.${key}`, "a non-empty string", name);
+    }
+    events[key] = name;
+  }
+  if (new Set(Object.values(events)).size !== 4) {
+    throw optionError("events", "four distinct event names", events);
+  }
+
+  const roomPrefix = own(opts, "roomPrefix") ?? "mqtt:";
+  if (typeof roomPrefix !== "string" || roomPrefix.length === 0) {
+    throw optionError("roomPrefix", "a non-empty string", roomPrefix);
+  }
+
+  const limitsIn = own(opts, "limits") ?? {};
+  if (!isObject(limitsIn)) throw optionError("limits", "an object", limitsIn);
+  const limits = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
+    const min = key === "offlineQueue" ? 0 : 1;
+    limits[key] = integer(`limits.${key}`, own(limitsIn as Partial<Limits>, key), limits[key], min);
+  }
+  if (limits.topicBytes > 65_535)
+    throw optionError("limits.topicBytes", "<= 65535", limits.topicBytes);
+
+  const reconnectIn = own(opts, "reconnect") ?? {};
+  if (!isObject(reconnectIn)) throw optionError("reconnect", "an object", reconnectIn);
+  const r = reconnectIn as Partial<ReconnectOptions>;
+  const reconnect: ReconnectOptions = {
+    minDelayMs: integer(
+      "reconnect.minDelayMs",
+      own(r, "minDelayMs"),
+      DEFAULT_RECONNECT.minDelayMs,
+      1,
+    ),
+    maxDelayMs: integer(
+      "reconnect.maxDelayMs",
+      own(r, "maxDelayMs"),
+      DEFAULT_RECONNECT.maxDelayMs,
+      1,
+    ),
+    jitter: DEFAULT_RECONNECT.jitter,
+  };
+  const jitter = own(r, "jitter");
+  if (jitter !== undefined) {
+    if (typeof jitter !== "number" || !(jitter >= 0 && jitter <= 1)) {
+      throw optionError("reconnect.jitter", "a number between 0 and 1", jitter);
+    }
+    reconnect.jitter = jitter;
+  }
+  if (reconnect.maxDelayMs < reconnect.minDelayMs) {
+    throw optionError("reconnect.maxDelayMs", ">= reconnect.minDelayMs", reconnect.maxDelayMs);
+  }
+
+  return {
+    mqtt: resolveMqtt(own(opts, "mqtt")),
+    closeClient: bool("closeClient", own(opts, "closeClient"), false),
+    allow: allowResolved,
+    decode: decode as ResolvedOptions["decode"],
+    echo: bool("echo", own(opts, "echo"), true),
+    retained: bool("retained", own(opts, "retained"), true),
+    events,
+    roomPrefix,
+    ackTimeoutMs: integer("ackTimeoutMs", own(opts, "ackTimeoutMs"), DEFAULT_ACK_TIMEOUT_MS, 1),
+    limits,
+    reconnect,
+  };
+}

@@ -1,0 +1,125 @@
+/**
+ * The socket protocol shared by the server side and the browser helper: event names, message and
+ * acknowledgement shapes, error codes. Types and constants only, no Node APIs: the browser helper
+ * imports this file too.
+ */
+
+/** The stable error codes of API.md, sent in `{ ok: false, error: { code } }` acks. */
+export const ERROR_CODES = [
+  "INVALID_ARGUMENT",
+  "INVALID_TOPIC",
+  "INVALID_FILTER",
+  "FORBIDDEN",
+  "PAYLOAD_TOO_LARGE",
+  "TOO_MANY_SUBSCRIPTIONS",
+  "RATE_LIMITED",
+  "BROKER_UNAVAILABLE",
+  "BROKER_REJECTED",
+  "TIMEOUT",
+] as const;
+
+/** One of {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The error part of a failed acknowledgement. */
+export interface AckError {
+  /** A stable code from {@link ERROR_CODES}. */
+  code: ErrorCode;
+  /** A human-readable explanation; not stable, do not match on it. */
+  message: string;
+  /** The MQTT 5 reason code, when the broker gave one (e.g. 0x87 Not authorized). */
+  reasonCode?: number;
+}
+
+/** A failed acknowledgement. */
+export interface AckFailure {
+  ok: false;
+  error: AckError;
+}
+
+/** Acknowledgement of `mqtt.subscribe`. */
+export type SubscribeAck = { ok: true; room: string; qos: QoS } | AckFailure;
+/** Acknowledgement of `mqtt.unsubscribe`. */
+export type UnsubscribeAck = { ok: true } | AckFailure;
+/** Acknowledgement of `mqtt.publish`. */
+export type PublishAck = { ok: true } | AckFailure;
+
+/** MQTT quality of service. */
+export type QoS = 0 | 1 | 2;
+
+/**
+ * MQTT 5 publish properties that travel between browsers and the broker, both ways.
+ * Topic aliases and subscription identifiers are the bridge's own business and are refused.
+ */
+export interface MessageProperties {
+  /** MIME type of the payload, e.g. `"application/json"`. */
+  contentType?: string;
+  /** User properties; a repeated name carries an array of values, in order. */
+  userProperties?: Record<string, string | string[]>;
+  /** Lifetime of the message in seconds (0 … 4294967295). */
+  messageExpiryInterval?: number;
+  /** Topic a responder should publish its answer to (request/response). */
+  responseTopic?: string;
+  /** Binary data that correlates a response with its request. */
+  correlationData?: Uint8Array | ArrayBuffer;
+  /** `true` when the payload is UTF-8 text (MQTT payload format indicator 1). */
+  payloadFormatIndicator?: boolean;
+}
+
+/** What the server emits to sockets as `mqtt.message`. */
+export interface BridgeMessage<P = unknown> {
+  /** The MQTT topic name the message was published to. */
+  topic: string;
+  /** The decoded payload (see the `decode` option). */
+  payload: P;
+  /** The QoS the message was delivered to the bridge with. */
+  qos: QoS;
+  /** `true` for last-known state (a retained message), replayed to joiners or updated live. */
+  retain: boolean;
+  /** MQTT 5 properties, present only when the message carried some. */
+  properties?: MessageProperties;
+}
+
+/** What a socket sends with `mqtt.subscribe`: a filter or an object. */
+export type SubscribeRequest = string | { filter: string; qos?: QoS };
+
+/** What a socket sends with `mqtt.publish`. */
+export interface PublishRequest {
+  topic: string;
+  payload: unknown;
+  qos?: QoS;
+  retain?: boolean;
+  properties?: MessageProperties;
+}
+
+/** Names of the four socket events; each can be renamed with the `events` option. */
+export interface EventNames {
+  /** server → client, default `"mqtt.message"` */
+  message: string;
+  /** client → server, default `"mqtt.publish"` */
+  publish: string;
+  /** client → server, default `"mqtt.subscribe"` */
+  subscribe: string;
+  /** client → server, default `"mqtt.unsubscribe"` */
+  unsubscribe: string;
+}
+
+/** The default event names of API.md. */
+export const DEFAULT_EVENTS: Readonly<EventNames> = Object.freeze({
+  message: "mqtt.message",
+  publish: "mqtt.publish",
+  subscribe: "mqtt.subscribe",
+  unsubscribe: "mqtt.unsubscribe",
+});
+
+/** Socket.IO event map of what clients send to the server (default event names). */
+export interface BridgeClientToServerEvents {
+  "mqtt.subscribe": (request: SubscribeRequest, ack?: (res: SubscribeAck) => void) => void;
+  "mqtt.unsubscribe": (filter: string, ack?: (res: UnsubscribeAck) => void) => void;
+  "mqtt.publish": (request: PublishRequest, ack?: (res: PublishAck) => void) => void;
+}
+
+/** Socket.IO event map of what the server sends to clients (default event names). */
+export interface BridgeServerToClientEvents {
+  "mqtt.message": (message: BridgeMessage) => void;
+}

@@ -1,0 +1,180 @@
+import createDebug from "debug";
+import type { IPublishPacket } from "mqtt";
+import type { Namespace } from "socket.io";
+import type { PayloadDecoder } from "./codec";
+import type { ResolvedOptions } from "./options";
+import type { BridgeMessage, MessageProperties } from "./protocol";
+import type { Registry } from "./registry";
+import { RetainedCache } from "./retained";
+import type { Session } from "./session";
+import type { BridgeStats } from "./stats";
+import { matches } from "./topic";
+import { ORIGIN_PROPERTY } from "./validate";
+
+const debug = createDebug("socket.io-mqtt-bridge:router");
+
+type PacketProperties = NonNullable<IPublishPacket["properties"]>;
+
+/** The MQTT 5 properties sockets see; the bridge's own origin marker is taken out. */
+function socketProperties(p: PacketProperties | undefined): MessageProperties | undefined {
+  if (!p) return undefined;
+  let out: MessageProperties | undefined;
+  const set = <K extends keyof MessageProperties>(key: K, value: MessageProperties[K]) => {
+    (out ??= {})[key] = value;
+  };
+  if (p.contentType !== undefined) set("contentType", p.contentType);
+  if (p.messageExpiryInterval !== undefined) set("messageExpiryInterval", p.messageExpiryInterval);
+  if (p.responseTopic !== undefined) set("responseTopic", p.responseTopic);
+  if (p.correlationData !== undefined) set("correlationData", p.correlationData);
+  if (p.payloadFormatIndicator !== undefined)
+    set("payloadFormatIndicator", p.payloadFormatIndicator);
+  const user = p.userProperties;
+  if (user) {
+    const copy = Object.create(null) as Record<string, string | string[]>;
+    let any = false;
+    for (const key of Object.keys(user)) {
+      if (key === ORIGIN_PROPERTY) continue;
+      copy[key] = user[key];
+      any = true;
+    }
+    if (any) set("userProperties", copy);
+  }
+  return out;
+}
+
+/** Identifies a retained message's properties, to tell a replay from a new state. */
+function fingerprint(p: MessageProperties | undefined): string {
+  return p ? JSON.stringify(p) : "";
+}
+
+/**
+ * Routes broker messages to rooms: one message → the set of rooms whose filters match → one emit
+ * per namespace to that set, so a socket in several matching rooms gets it once. Keeps the retained
+ * cache and replays it to joining sockets.
+ */
+export class Router {
+  readonly retained: RetainedCache;
+
+  constructor(
+    private readonly opts: ResolvedOptions,
+    private readonly session: Session,
+    private readonly registry: Registry,
+    private readonly stats: BridgeStats,
+    private readonly decode: PayloadDecoder,
+  ) {
+    this.retained = new RetainedCache(opts.limits.retainedMessages);
+  }
+
+  /** Handles one PUBLISH from the broker (the hot path). */
+  handle(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    const stats = this.stats.messages;
+    stats.in++;
+    let minActive = Infinity;
+    let minPending = Infinity;
+    const rooms: string[] = [];
+    this.registry.trie.match(topic, (entry) => {
+      if (entry.state === "active") {
+        if (entry.id < minActive) minActive = entry.id;
+      } else if (entry.state === "pending") {
+        if (entry.id < minPending) minPending = entry.id;
+      } else {
+        return; // refused, or waiting for a connection: nobody is served through it
+      }
+      for (const room of entry.rooms.keys()) rooms.push(room);
+    });
+    if (rooms.length === 0) {
+      stats.unrouted++;
+      return;
+    }
+    // Exactly once with overlapping broker subscriptions. Mosquitto sends one copy per matching
+    // subscription over MQTT 5; each copy carries the subscription identifier it was routed for.
+    // We process only the copy of the lowest matching identifier (confirmed subscriptions first,
+    // since a copy for a subscription still waiting for its SUBACK may never come) and emit it to
+    // the union of the rooms. Over 3.1.1 brokers send one copy per client.
+    const ids = packet.properties?.subscriptionIdentifier;
+    if (ids !== undefined && this.session.subscriptionIdentifiers) {
+      const chosen = minActive !== Infinity ? minActive : minPending;
+      if (typeof ids === "number" ? ids !== chosen : !ids.includes(chosen)) {
+        stats.duplicates++;
+        return;
+      }
+    }
+
+    const properties = socketProperties(packet.properties);
+    const decoded = this.decode(payload, packet);
+    if (decoded.fallback) stats.decodeFallbacks++;
+    const message: BridgeMessage = {
+      topic,
+      payload: decoded.value,
+      qos: packet.qos,
+      retain: packet.retain,
+    };
+    if (properties) message.properties = properties;
+
+    if (this.opts.retained) {
+      // MQTT 5 (retain-as-published): the retained flag marks state, live or replayed.
+      // 3.1.1 only flags replays; a live message on a cached topic is taken as its new state.
+      if (packet.retain || (!this.session.mqtt5 && this.retained.has(topic))) {
+        const stored: BridgeMessage = { ...message, retain: true };
+        const result = this.retained.update(stored, payload, fingerprint(properties));
+        this.stats.retained.cached = this.retained.size;
+        this.stats.retained.evicted = this.retained.evicted;
+        if (result === "unchanged" && packet.retain) {
+          stats.retainedUnchanged++;
+          return; // every member has this state already; joiners got it from the cache
+        }
+      }
+    }
+
+    // The embedded topology: each node has its own broker subscriptions for its own sockets, so
+    // the emit is local (`nsp.local`); a cluster-wide emit would reach remote sockets N times.
+    const origin = this.opts.echo
+      ? undefined
+      : packet.properties?.userProperties?.[ORIGIN_PROPERTY];
+    for (const nsp of this.registry.namespaces()) {
+      let op = nsp.local.to(rooms);
+      if (typeof origin === "string") op = op.except(origin);
+      op.emit(this.opts.events.message, message);
+    }
+    stats.delivered++;
+  }
+
+  /**
+   * Sends a joining socket the cached state of its new room's filters, skipping topics it already
+   * has through another bridged room it is in.
+   */
+  replay(nsp: Namespace, room: string, socketId: string): void {
+    if (!this.opts.retained || this.retained.size === 0) return;
+    const socket = nsp.sockets.get(socketId);
+    const filters = this.registry.liveFilters(nsp, room);
+    if (!socket || !filters) return;
+    const others: string[] = [];
+    for (const r of socket.rooms) {
+      if (r === room) continue;
+      const f = this.registry.liveFilters(nsp, r);
+      if (f) others.push(...f);
+    }
+    const wanted = (topic: string) => {
+      for (const f of filters) {
+        if (matches(f, topic)) return !others.some((o) => matches(o, topic));
+      }
+      return false;
+    };
+    this.retained.forEach(wanted, (message) => {
+      socket.emit(this.opts.events.message, message);
+      this.stats.retained.replayed++;
+    });
+  }
+
+  /** Forgets cached state that no live filter matches any more. */
+  prune(): void {
+    const trie = this.registry.trie;
+    this.retained.prune((topic) => {
+      let live = false;
+      trie.match(topic, () => (live = true));
+      return !live;
+    });
+    this.stats.retained.cached = this.retained.size;
+    debug("retained cache: %d topics", this.retained.size);
+  }
+}

@@ -1,0 +1,101 @@
+import type { ErrorCode } from "./protocol";
+
+/** Counters of everything the bridge did and dropped; see `bridge.stats()`. */
+export interface BridgeStats {
+  /** Broker connection state. */
+  connected: boolean;
+  /** MQTT protocol version in use (5 or 4 = 3.1.1), once connected. */
+  protocolVersion: number | undefined;
+  /** Successful broker connections, the first included. */
+  connects: number;
+  /** Times the broker connection went offline. */
+  disconnects: number;
+  /** Broker subscriptions confirmed by SUBACK right now. */
+  brokerSubscriptions: number;
+  /** Live bridged rooms (rooms routed to at least one filter). */
+  rooms: number;
+  /** Socket publishes waiting for the broker's acknowledgement. */
+  inFlight: number;
+  messages: {
+    /** PUBLISH packets received from the broker (every copy). */
+    in: number;
+    /** Messages emitted to at least one room. */
+    delivered: number;
+    /** Extra copies of one message (overlapping subscriptions), dropped so each socket gets it once. */
+    duplicates: number;
+    /** Messages whose topic no live room wanted any more (e.g. just unsubscribed). */
+    unrouted: number;
+    /** Retained messages identical to the cached state (a replay), not re-sent to members. */
+    retainedUnchanged: number;
+    /** Payloads that did not fit the `decode` format and were passed on as bytes. */
+    decodeFallbacks: number;
+  };
+  retained: {
+    /** Topics in the last-known-state cache. */
+    cached: number;
+    /** Cached messages sent to joining sockets. */
+    replayed: number;
+    /** Entries dropped because the cache was full (limits.retainedMessages). */
+    evicted: number;
+  };
+  publishes: {
+    /** `mqtt.publish` events received from sockets. */
+    received: number;
+    /** Publishes acknowledged by the broker (QoS 0: written). */
+    acked: number;
+    /** Server-side `bridge.publish` calls. */
+    server: number;
+  };
+  subscribes: {
+    /** `mqtt.subscribe` requests that succeeded. */
+    ok: number;
+    /** `mqtt.unsubscribe` requests. */
+    unsubscribes: number;
+  };
+  /** Socket requests refused, by error code. */
+  rejected: Record<ErrorCode, number>;
+  /** Acks the bridge could not send because the client gave no callback. */
+  noAckCallback: number;
+}
+
+/** Creates zeroed counters. */
+export function createStats(): BridgeStats {
+  return {
+    connected: false,
+    protocolVersion: undefined,
+    connects: 0,
+    disconnects: 0,
+    brokerSubscriptions: 0,
+    rooms: 0,
+    inFlight: 0,
+    messages: {
+      in: 0,
+      delivered: 0,
+      duplicates: 0,
+      unrouted: 0,
+      retainedUnchanged: 0,
+      decodeFallbacks: 0,
+    },
+    retained: { cached: 0, replayed: 0, evicted: 0 },
+    publishes: { received: 0, acked: 0, server: 0 },
+    subscribes: { ok: 0, unsubscribes: 0 },
+    rejected: {
+      INVALID_ARGUMENT: 0,
+      INVALID_TOPIC: 0,
+      INVALID_FILTER: 0,
+      FORBIDDEN: 0,
+      PAYLOAD_TOO_LARGE: 0,
+      TOO_MANY_SUBSCRIPTIONS: 0,
+      RATE_LIMITED: 0,
+      BROKER_UNAVAILABLE: 0,
+      BROKER_REJECTED: 0,
+      TIMEOUT: 0,
+    },
+    noAckCallback: 0,
+  };
+}
+
+/** A deep copy, so callers cannot change the live counters. */
+export function snapshot(stats: BridgeStats): BridgeStats {
+  return structuredClone(stats);
+}

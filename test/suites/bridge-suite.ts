@@ -1,0 +1,318 @@
+/**
+ * The bridge's behaviour, written once and run against several brokers (Mosquitto over MQTT 5,
+ * Mosquitto over 3.1.1, aedes). See test/support/harness.ts for the glossary.
+ */
+import { expect } from "chai";
+import type { MqttClient } from "mqtt";
+import type { MqttBridgeOptions } from "../../lib";
+import type { BrokerTarget, Harness } from "../support/harness";
+import { collect, createHarness, request } from "../support/harness";
+import { waitFor } from "../support/util";
+
+let seq = 0;
+/** A topic prefix of its own for each test, so retained state never leaks between tests. */
+function uniq(): string {
+  return `t${process.pid}x${Date.now().toString(36)}x${++seq}`;
+}
+
+const OPEN: MqttBridgeOptions = { allow: { subscribe: ["#"], publish: ["#"], retain: ["#"] } };
+
+/** Publishes from a device and waits for the broker's ack (QoS 1). */
+async function devicePublish(
+  d: MqttClient,
+  topic: string,
+  payload: string | Buffer,
+  o: Parameters<MqttClient["publishAsync"]>[2] = {},
+): Promise<void> {
+  await d.publishAsync(topic, payload, { qos: 1, ...o });
+}
+
+/** Runs the shared behaviour suite against one broker. */
+export function bridgeSuite(getTarget: () => BrokerTarget): void {
+  let h: Harness | undefined;
+  const harnesses: Harness[] = [];
+  async function setup(opts: MqttBridgeOptions = OPEN, ioOpts = {}): Promise<Harness> {
+    const created = await createHarness(getTarget(), opts, ioOpts);
+    harnesses.push(created);
+    return created;
+  }
+  afterEach(async () => {
+    await Promise.all(harnesses.splice(0).map((x) => x.close()));
+    h = undefined;
+  });
+
+  describe("broker session", () => {
+    it("connects when created, with the expected protocol version", async () => {
+      h = await setup();
+      expect(h.bridge.connected).to.equal(true);
+      expect(h.bridge.stats().protocolVersion).to.equal(getTarget().version);
+      expect(h.bridge.stats().connects).to.equal(1);
+    });
+  });
+
+  describe("rooms drive subscriptions", () => {
+    it("delivers device messages to a subscribed client, decoded", async () => {
+      h = await setup();
+      const c = await h.client();
+      const box = collect(c);
+      const t = uniq();
+      const ack = await request(c, "mqtt.subscribe", `${t}/+`);
+      expect(ack).to.deep.equal({ ok: true, room: `mqtt:${t}/+`, qos: 0 });
+      const d = await h.device();
+      await devicePublish(d, `${t}/a`, JSON.stringify({ v: 1 }));
+      await devicePublish(d, `${t}/b`, "plain text");
+      await waitFor(() => box.messages.length === 2);
+      expect(box.messages[0]).to.deep.include({
+        topic: `${t}/a`,
+        payload: { v: 1 },
+        retain: false,
+      });
+      expect(box.messages[1]).to.deep.include({ topic: `${t}/b`, payload: "plain text" });
+    });
+
+    it("holds a broker subscription exactly while its room has members", async () => {
+      h = await setup();
+      const [a, b] = [await h.client(), await h.client()];
+      const t = uniq();
+      await request(a, "mqtt.subscribe", t);
+      await request(b, "mqtt.subscribe", t);
+      expect(h.bridge.stats().brokerSubscriptions).to.equal(1);
+      await request(a, "mqtt.unsubscribe", t);
+      expect(h.bridge.stats().brokerSubscriptions).to.equal(1);
+      b.disconnect();
+      await waitFor(() => h!.bridge.stats().rooms === 0);
+      expect(h.bridge.stats().brokerSubscriptions).to.equal(0);
+      // the broker no longer sends: a barrier topic proves the first publish was not received
+      const c = await h.client();
+      await request(c, "mqtt.subscribe", `${t}/barrier`);
+      const before = h.bridge.stats().messages.in;
+      const d = await h.device();
+      await devicePublish(d, t, "nobody listens");
+      await devicePublish(d, `${t}/barrier`, "x");
+      await waitFor(() => h!.bridge.stats().messages.in > before);
+      expect(h.bridge.stats().messages.in).to.equal(before + 1);
+    });
+
+    it("bridges rooms joined by server code: socket.join, socketsJoin and bridge.subscribe", async () => {
+      h = await setup();
+      const t = uniq();
+      const [a, b, c] = [await h.client(), await h.client(), await h.client()];
+      const boxes = [collect(a), collect(b), collect(c)];
+      const sa = h.io.sockets.sockets.get(a.id!)!;
+      await sa.join(h.bridge.room(`${t}/a`));
+      h.io.in(b.id!).socketsJoin(h.bridge.room(`${t}/b`));
+      h.bridge.subscribe(`${t}/c`, "app-room");
+      h.io.in(c.id!).socketsJoin("app-room");
+      await waitFor(() => h!.bridge.stats().brokerSubscriptions === 3);
+      const d = await h.device();
+      for (const x of ["a", "b", "c"]) await devicePublish(d, `${t}/${x}`, x);
+      await waitFor(() => boxes.every((box) => box.messages.length === 1));
+      expect(boxes.map((box) => box.messages[0].payload)).to.deep.equal(["a", "b", "c"]);
+      h.bridge.unsubscribe(`${t}/c`, "app-room");
+      await waitFor(() => h!.bridge.stats().brokerSubscriptions === 2);
+    });
+
+    it("never bridges a socket-id room, whatever a client asks", async () => {
+      h = await setup();
+      const [a, b] = [await h.client(), await h.client()];
+      const ack = await request(a, "mqtt.subscribe", b.id);
+      expect(ack.ok).to.equal(true);
+      const sa = h.io.sockets.sockets.get(a.id!)!;
+      expect([...sa.rooms].sort()).to.deep.equal([a.id, `mqtt:${b.id}`].sort());
+    });
+
+    it("delivers each message once to a socket in overlapping rooms, in order", async () => {
+      h = await setup();
+      const t = uniq();
+      const a = await h.client();
+      const b = await h.client();
+      const [boxA, boxB] = [collect(a), collect(b)];
+      for (const f of [`${t}/#`, `${t}/+/x`, `${t}/k/x`]) {
+        expect((await request(a, "mqtt.subscribe", f)).ok).to.equal(true);
+      }
+      expect((await request(b, "mqtt.subscribe", `${t}/k/+`)).ok).to.equal(true);
+      h.bridge.subscribe(`${t}/k/#`, "app-room");
+      h.io.in(b.id!).socketsJoin("app-room");
+      await waitFor(() => h!.bridge.stats().brokerSubscriptions === 5);
+      const d = await h.device();
+      const n = 50;
+      for (let i = 0; i < n; i++) d.publish(`${t}/k/x`, String(i), { qos: 1 });
+      await devicePublish(d, `${t}/k/x`, "end");
+      await waitFor(() => boxA.messages.length >= n + 1 && boxB.messages.length >= n + 1);
+      const expected = [...Array.from({ length: n }, (_, i) => i), "end"];
+      expect(boxA.messages.map((m) => m.payload)).to.deep.equal(expected);
+      expect(boxB.messages.map((m) => m.payload)).to.deep.equal(expected);
+      // Mosquitto over MQTT 5 sends one copy per matching subscription: the bridge drops the extras
+      if (getTarget().name === "mosquitto v5") {
+        expect(h.bridge.stats().messages.duplicates).to.equal(4 * (n + 1));
+      }
+    });
+  });
+
+  describe("authorization", () => {
+    it("denies everything by default", async () => {
+      h = await setup({});
+      const c = await h.client();
+      const sub = await request(c, "mqtt.subscribe", "a/b");
+      expect(sub).to.deep.include({ ok: false });
+      expect(sub.error!.code).to.equal("FORBIDDEN");
+      const pub = await request(c, "mqtt.publish", { topic: "a/b", payload: "x" });
+      expect(pub.error!.code).to.equal("FORBIDDEN");
+      expect(h.bridge.stats().rejected.FORBIDDEN).to.equal(2);
+    });
+
+    it("allows a filter only when a rule covers every topic it can match", async () => {
+      h = await setup({ allow: { subscribe: ["sensors/#"] } });
+      const c = await h.client();
+      for (const [f, ok] of [
+        ["sensors/#", true],
+        ["sensors/+/temp", true],
+        ["#", false],
+        ["+/temp", false],
+        ["other", false],
+      ] as const) {
+        const ack = await request(c, "mqtt.subscribe", f);
+        expect(ack.ok, f).to.equal(ok);
+      }
+    });
+
+    it("fills placeholders from the socket and never widens a rule", async () => {
+      h = await setup({
+        allow: { subscribe: ["users/{data.userId}/#"], publish: ["users/{data.userId}/out"] },
+      });
+      h.io.use((socket, next) => {
+        (socket.data as { userId?: unknown }).userId = (
+          socket.handshake.auth as { user?: unknown }
+        ).user;
+        next();
+      });
+      const bob = await h.client({ auth: { user: "bob" } });
+      const plus = await h.client({ auth: { user: "+" } });
+      const hash = await h.client({ auth: { user: "#" } });
+      expect((await request(bob, "mqtt.subscribe", "users/bob/#")).ok).to.equal(true);
+      expect((await request(bob, "mqtt.subscribe", "users/alice/#")).ok).to.equal(false);
+      expect((await request(plus, "mqtt.subscribe", "users/+/#")).ok).to.equal(false);
+      expect((await request(plus, "mqtt.subscribe", "users/bob/#")).ok).to.equal(false);
+      expect((await request(hash, "mqtt.subscribe", "users/#")).ok).to.equal(false);
+      expect(
+        (await request(bob, "mqtt.publish", { topic: "users/bob/out", payload: 1 })).ok,
+      ).to.equal(true);
+      expect(
+        (await request(plus, "mqtt.publish", { topic: "users/+/out", payload: 1 })).ok,
+      ).to.equal(false);
+    });
+
+    it("takes async hooks and re-checks publish permission on every publish", async () => {
+      let open = true;
+      h = await setup({
+        allow: {
+          subscribe: async (_s, f) => Promise.resolve(f.startsWith("ok/")),
+          publish: (_s, topic) => open && topic.startsWith("ok/"),
+        },
+      });
+      const c = await h.client();
+      expect((await request(c, "mqtt.subscribe", "ok/x")).ok).to.equal(true);
+      expect((await request(c, "mqtt.subscribe", "no/x")).ok).to.equal(false);
+      expect((await request(c, "mqtt.publish", { topic: "ok/x", payload: 1 })).ok).to.equal(true);
+      open = false;
+      expect(
+        (await request(c, "mqtt.publish", { topic: "ok/x", payload: 1 })).error!.code,
+      ).to.equal("FORBIDDEN");
+    });
+
+    it("needs its own permission for retain", async () => {
+      h = await setup({ allow: { publish: ["#"], retain: ["state/#"] } });
+      const c = await h.client();
+      const t = uniq();
+      const bad = await request(c, "mqtt.publish", { topic: `${t}/x`, payload: 1, retain: true });
+      expect(bad.error!.code).to.equal("FORBIDDEN");
+      const good = await request(c, "mqtt.publish", {
+        topic: `state/${t}`,
+        payload: 1,
+        retain: true,
+      });
+      expect(good.ok).to.equal(true);
+      // clean up the retained message
+      await request(c, "mqtt.publish", { topic: `state/${t}`, payload: "", retain: true });
+    });
+  });
+
+  describe("publish from sockets", () => {
+    it("acks after the broker's acknowledgement and delivers exact bytes both ways", async () => {
+      h = await setup();
+      const c = await h.client();
+      const box = collect(c);
+      const d = await h.device();
+      const t = uniq();
+      await d.subscribeAsync(`${t}/up`, { qos: 1 });
+      const got = new Promise<Buffer>((resolve) => d.on("message", (_t, p) => resolve(p)));
+      const bytes = Buffer.from([0xff, 0xfe, 0x00, 0xc3, 0x28]);
+      for (const qos of [0, 1, 2]) {
+        const ack = await request(c, "mqtt.publish", { topic: `${t}/up`, payload: bytes, qos });
+        expect(ack, `qos ${qos}`).to.deep.equal({ ok: true });
+      }
+      expect(Buffer.compare(await got, bytes)).to.equal(0);
+      await request(c, "mqtt.subscribe", `${t}/down`);
+      await devicePublish(d, `${t}/down`, bytes);
+      await waitFor(() => box.messages.length === 1);
+      expect(Buffer.compare(Buffer.from(box.messages[0].payload as ArrayBuffer), bytes)).to.equal(
+        0,
+      );
+      expect(h.bridge.stats().publishes.acked).to.equal(3);
+    });
+
+    it("answers every malformed input with a code and never drops the broker connection", async () => {
+      h = await setup({
+        ...OPEN,
+        limits: { payloadBytes: 1000, publishBurst: 1000, publishRate: 1000 },
+      });
+      const c = await h.client();
+      const cases: [unknown, string][] = [
+        [null, "INVALID_ARGUMENT"],
+        ["a/b", "INVALID_ARGUMENT"],
+        [{ topic: "", payload: 1 }, "INVALID_TOPIC"],
+        [{ topic: "a/#", payload: 1 }, "INVALID_TOPIC"],
+        [{ topic: "a/+", payload: 1 }, "INVALID_TOPIC"],
+        [{ topic: "a\u0000b", payload: 1 }, "INVALID_TOPIC"],
+        [{ topic: "a/\uD800", payload: 1 }, "INVALID_TOPIC"],
+        [{ topic: "x".repeat(65536), payload: 1 }, "INVALID_TOPIC"],
+        [{ topic: "a/".repeat(200) + "b", payload: 1 }, "INVALID_TOPIC"],
+        [{ topic: 42, payload: 1 }, "INVALID_TOPIC"],
+        [{ topic: "a", payload: 1, qos: 3 }, "INVALID_ARGUMENT"],
+        [{ topic: "a", payload: 1, qos: "1" }, "INVALID_ARGUMENT"],
+        [{ topic: "a", payload: 1, retain: "true" }, "INVALID_ARGUMENT"],
+        [{ topic: "a" }, "INVALID_ARGUMENT"],
+        [{ topic: "a", payload: "x".repeat(1001) }, "PAYLOAD_TOO_LARGE"],
+        [{ topic: "a", payload: "\uDC00" }, "INVALID_ARGUMENT"],
+        [{ topic: "a", payload: 1, properties: { topicAlias: 1 } }, "INVALID_ARGUMENT"],
+        [{ topic: "a", payload: 1, properties: { subscriptionIdentifier: 1 } }, "INVALID_ARGUMENT"],
+        [{ topic: "a", payload: 1, properties: { messageExpiryInterval: -1 } }, "INVALID_ARGUMENT"],
+        [{ topic: "a", payload: 1, properties: { responseTopic: "r/#" } }, "INVALID_TOPIC"],
+      ];
+      for (const [input, code] of cases) {
+        const ack = await request(c, "mqtt.publish", input);
+        expect(ack.error?.code, JSON.stringify(input)?.slice(0, 60)).to.equal(code);
+      }
+      const filters: [unknown, string][] = [
+        ["", "INVALID_FILTER"],
+        ["a/#/b", "INVALID_FILTER"],
+        ["a+", "INVALID_FILTER"],
+        ["a/\u0000", "INVALID_FILTER"],
+        ["$share/g/a", "INVALID_FILTER"],
+        [{ filter: "a", qos: 3 }, "INVALID_ARGUMENT"],
+        [{ filter: "a", nl: true }, "INVALID_ARGUMENT"],
+        [42, "INVALID_ARGUMENT"],
+      ];
+      for (const [input, code] of filters) {
+        const ack = await request(c, "mqtt.subscribe", input);
+        expect(ack.error?.code, JSON.stringify(input)).to.equal(code);
+      }
+      // still one connection, and it works
+      expect(h.bridge.stats().connects).to.equal(1);
+      expect(h.bridge.stats().disconnects).to.equal(0);
+      expect(
+        (await request(c, "mqtt.publish", { topic: uniq(), payload: "ok", qos: 1 })).ok,
+      ).to.equal(true);
+    });
+  });
+}
