@@ -186,6 +186,13 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     return this.withTimeout(`SUBACK for "${filter}"`, (done) => {
       this.client.subscribe(filter, options, (err, granted?: ISubscriptionGrant[]) => {
+        // a refused SUBACK comes as an error carrying the packet, its reason code in `granted`
+        const refused = (err as { packet?: { granted?: unknown[] } } | null)?.packet?.granted?.[0];
+        if (typeof refused === "number" && refused >= 0x80) {
+          return done(
+            new MqttBridgeError("BROKER_REJECTED", "subscription refused", { reasonCode: refused }),
+          );
+        }
         if (err) return done(brokerError(err, "subscribe"));
         const g = granted?.[0]?.qos;
         if (typeof g === "number" && g >= 0x80) {

@@ -315,4 +315,242 @@ export function bridgeSuite(getTarget: () => BrokerTarget): void {
       ).to.equal(true);
     });
   });
+
+  describe("last-known state (retained)", () => {
+    it("replays retained state to each joiner once, never to members already in", async () => {
+      h = await setup();
+      const t = uniq();
+      const d = await h.device();
+      await devicePublish(d, `${t}/s`, "on", { retain: true });
+      const a = await h.client();
+      const boxA = collect(a);
+      await request(a, "mqtt.subscribe", `${t}/#`);
+      await waitFor(() => boxA.messages.length === 1);
+      expect(boxA.messages[0]).to.deep.include({ topic: `${t}/s`, payload: "on", retain: true });
+      const b = await h.client();
+      const boxB = collect(b);
+      await request(b, "mqtt.subscribe", `${t}/s`);
+      await waitFor(() => boxB.messages.length === 1);
+      expect(boxB.messages[0]).to.deep.include({ payload: "on", retain: true });
+      // a second socket joining A's room gets the state; A does not get it again
+      const c = await h.client();
+      const boxC = collect(c);
+      await request(c, "mqtt.subscribe", `${t}/#`);
+      await waitFor(() => boxC.messages.length === 1);
+      await devicePublish(d, `${t}/barrier`, "b");
+      await waitFor(() => boxA.messages.length >= 2 && boxC.messages.length >= 2);
+      expect(boxA.messages.map((m) => m.payload)).to.deep.equal(["on", "b"]);
+      expect(boxB.messages.map((m) => m.payload)).to.deep.equal(["on"]);
+      expect(boxC.messages.map((m) => m.payload)).to.deep.equal(["on", "b"]);
+      expect(h.bridge.stats().retained.replayed).to.be.greaterThan(0);
+    });
+
+    it("keeps the state current and clears it with an empty retained payload", async () => {
+      h = await setup();
+      const t = uniq();
+      const d = await h.device();
+      await devicePublish(d, `${t}/s`, "on", { retain: true });
+      const a = await h.client();
+      const boxA = collect(a);
+      await request(a, "mqtt.subscribe", `${t}/+`);
+      await waitFor(() => boxA.messages.length === 1);
+      await devicePublish(d, `${t}/s`, "off", { retain: true });
+      await waitFor(() => boxA.messages.length === 2);
+      if (getTarget().version === 5) expect(boxA.messages[1]!.retain).to.equal(true);
+      const b = await h.client();
+      const boxB = collect(b);
+      await request(b, "mqtt.subscribe", `${t}/+`);
+      await waitFor(() => boxB.messages.length === 1);
+      expect(boxB.messages[0]).to.deep.include({ payload: "off", retain: true });
+      await devicePublish(d, `${t}/s`, "", { retain: true });
+      await waitFor(() => boxA.messages.length === 3);
+      const c = await h.client();
+      const boxC = collect(c);
+      await request(c, "mqtt.subscribe", `${t}/+`);
+      await devicePublish(d, `${t}/barrier`, "b");
+      await waitFor(() => boxC.messages.length >= 1);
+      expect(boxC.messages.map((m) => m.payload)).to.deep.equal(["b"]);
+    });
+
+    it("does not replay when retained: false", async () => {
+      h = await setup({ ...OPEN, retained: false });
+      const t = uniq();
+      const d = await h.device();
+      await devicePublish(d, `${t}/s`, "on", { retain: true });
+      const a = await h.client();
+      const boxA = collect(a);
+      await request(a, "mqtt.subscribe", `${t}/#`);
+      await waitFor(() => boxA.messages.length === 1); // the broker's replay to the new room
+      const b = await h.client();
+      const boxB = collect(b);
+      await request(b, "mqtt.subscribe", `${t}/#`);
+      await devicePublish(d, `${t}/barrier`, "b");
+      await waitFor(() => boxB.messages.length >= 1 && boxA.messages.length >= 2);
+      // the broker's own replay reaches the room that caused the subscription; nothing is cached
+      expect(boxB.messages.map((m) => m.payload)).to.deep.equal(["b"]);
+      await devicePublish(d, `${t}/s`, "", { retain: true });
+    });
+  });
+
+  describe("echo", () => {
+    it("leaves out the publishing socket with echo: false over MQTT 5 (3.1.1: the sender gets it back)", async () => {
+      h = await setup({ ...OPEN, echo: false });
+      const t = uniq();
+      const [a, b] = [await h.client(), await h.client()];
+      const [boxA, boxB] = [collect(a), collect(b)];
+      await request(a, "mqtt.subscribe", t);
+      await request(b, "mqtt.subscribe", t);
+      expect(
+        (await request(a, "mqtt.publish", { topic: t, payload: "from a", qos: 1 })).ok,
+      ).to.equal(true);
+      const d = await h.device();
+      await devicePublish(d, t, "barrier");
+      await waitFor(() => boxA.messages.some((m) => m.payload === "barrier"));
+      await waitFor(() => boxB.messages.length === 2);
+      expect(boxB.messages.map((m) => m.payload)).to.deep.equal(["from a", "barrier"]);
+      const expected = getTarget().version === 5 ? ["barrier"] : ["from a", "barrier"];
+      expect(boxA.messages.map((m) => m.payload)).to.deep.equal(expected);
+      // the bridge's origin marker never reaches sockets
+      for (const m of boxB.messages)
+        expect(JSON.stringify(m.properties ?? {})).to.not.include("origin");
+    });
+
+    it("echoes by default, as MQTT does", async () => {
+      h = await setup();
+      const t = uniq();
+      const a = await h.client();
+      const boxA = collect(a);
+      await request(a, "mqtt.subscribe", t);
+      await request(a, "mqtt.publish", { topic: t, payload: "mine", qos: 1 });
+      await waitFor(() => boxA.messages.length === 1);
+      expect(boxA.messages[0]!.payload).to.equal("mine");
+    });
+  });
+
+  describe("MQTT 5 properties", () => {
+    it("pass through in both directions", async function () {
+      if (getTarget().version !== 5) return this.skip();
+      h = await setup();
+      const t = uniq();
+      const c = await h.client();
+      const box = collect(c);
+      await request(c, "mqtt.subscribe", `${t}/down`);
+      const d = await h.device();
+      await d.publishAsync(`${t}/down`, "x", {
+        qos: 1,
+        properties: {
+          contentType: "text/plain",
+          userProperties: { a: "1", b: ["x", "y"], __proto__: "data" } as Record<
+            string,
+            string | string[]
+          >,
+          correlationData: Buffer.from([1, 2, 3]),
+          responseTopic: `${t}/reply`,
+          payloadFormatIndicator: true,
+        },
+      });
+      await waitFor(() => box.messages.length === 1);
+      const p = box.messages[0]!.properties!;
+      expect(p.contentType).to.equal("text/plain");
+      expect(p.responseTopic).to.equal(`${t}/reply`);
+      expect(p.payloadFormatIndicator).to.equal(true);
+      expect(Buffer.from(p.correlationData as ArrayBuffer)).to.deep.equal(Buffer.from([1, 2, 3]));
+      expect(p.userProperties).to.deep.include({ a: "1", b: ["x", "y"] });
+      await d.subscribeAsync(`${t}/up`, { qos: 1 });
+      const got = new Promise<Record<string, unknown>>((resolve) =>
+        d.on("message", (_t, _p, packet) => resolve(packet.properties as Record<string, unknown>)),
+      );
+      const ack = await request(c, "mqtt.publish", {
+        topic: `${t}/up`,
+        payload: "y",
+        qos: 1,
+        properties: {
+          contentType: "application/json",
+          userProperties: { k: "v", r: ["1", "2"] },
+          messageExpiryInterval: 60,
+          correlationData: Buffer.from("id-1"),
+          responseTopic: `${t}/reply`,
+        },
+      });
+      expect(ack).to.deep.equal({ ok: true });
+      const props = await got;
+      expect(props.contentType).to.equal("application/json");
+      expect({ ...(props.userProperties as object) }).to.deep.equal({ k: "v", r: ["1", "2"] });
+      expect(String(props.correlationData)).to.equal("id-1");
+      expect(props.responseTopic).to.equal(`${t}/reply`);
+    });
+
+    it("are refused over 3.1.1 with a clear code", async function () {
+      if (getTarget().version !== 4) return this.skip();
+      h = await setup();
+      const c = await h.client();
+      const ack = await request(c, "mqtt.publish", {
+        topic: "a",
+        payload: 1,
+        properties: { contentType: "x" },
+      });
+      expect(ack.error!.code).to.equal("INVALID_ARGUMENT");
+    });
+  });
+
+  describe("limits", () => {
+    it("caps subscriptions per socket", async () => {
+      h = await setup({ ...OPEN, limits: { subscriptionsPerSocket: 2 } });
+      const c = await h.client();
+      const t = uniq();
+      expect((await request(c, "mqtt.subscribe", `${t}/1`)).ok).to.equal(true);
+      expect((await request(c, "mqtt.subscribe", `${t}/2`)).ok).to.equal(true);
+      expect((await request(c, "mqtt.subscribe", `${t}/2`)).ok).to.equal(true); // already in: no new slot
+      const ack = await request(c, "mqtt.subscribe", `${t}/3`);
+      expect(ack.error!.code).to.equal("TOO_MANY_SUBSCRIPTIONS");
+      await request(c, "mqtt.unsubscribe", `${t}/1`);
+      expect((await request(c, "mqtt.subscribe", `${t}/3`)).ok).to.equal(true);
+    });
+
+    it("refuses payloads over the limit and publishes beyond the rate", async () => {
+      h = await setup({ ...OPEN, limits: { payloadBytes: 10, publishRate: 1, publishBurst: 3 } });
+      const c = await h.client();
+      const big = await request(c, "mqtt.publish", { topic: "a", payload: "x".repeat(11) });
+      expect(big.error!.code).to.equal("PAYLOAD_TOO_LARGE");
+      const codes: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const ack = await request(c, "mqtt.publish", { topic: uniq(), payload: "ok" });
+        codes.push(ack.ok ? "ok" : ack.error!.code);
+      }
+      // the oversized publish took a token too
+      expect(codes).to.deep.equal(["ok", "ok", "RATE_LIMITED", "RATE_LIMITED"]);
+    });
+  });
+
+  describe("connection state recovery", () => {
+    it("keeps handlers and subscriptions of recovered sockets, and re-checks permissions", async () => {
+      let allowed = true;
+      h = await setup(
+        { allow: { subscribe: (_s, f) => allowed || f.endsWith("/keep"), publish: ["#"] } },
+        { connectionStateRecovery: { maxDisconnectionDuration: 10_000 } },
+      );
+      const t = uniq();
+      const c = await h.client();
+      const box = collect(c);
+      await request(c, "mqtt.subscribe", `${t}/keep`);
+      await request(c, "mqtt.subscribe", `${t}/drop`);
+      // recovery needs an offset: the client must have received a broadcast first
+      const d = await h.device();
+      await devicePublish(d, `${t}/keep`, "before");
+      await waitFor(() => box.messages.length === 1);
+      allowed = false;
+      const reconnected = new Promise<void>((resolve) => c.once("connect", () => resolve()));
+      c.io.engine.close();
+      await reconnected;
+      expect(c.recovered).to.equal(true);
+      await waitFor(() => h!.bridge.stats().brokerSubscriptions === 1);
+      await devicePublish(d, `${t}/drop`, "dropped");
+      await devicePublish(d, `${t}/keep`, "kept");
+      await waitFor(() => box.messages.length >= 2);
+      expect(box.messages.map((m) => m.payload)).to.deep.equal(["before", "kept"]);
+      expect((await request(c, "mqtt.publish", { topic: `${t}/keep`, payload: 1 })).ok).to.equal(
+        true,
+      );
+    });
+  });
 }
