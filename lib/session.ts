@@ -94,6 +94,14 @@ export class Session extends EventEmitter<SessionEvents> {
     this.listen("message", (topic: string, payload: Buffer, packet: IPublishPacket) =>
       this.emit("message", topic, payload, packet),
     );
+    if (this.client.connected) {
+      // a borrowed client that is connected already: no `connect` event will come for it
+      queueMicrotask(() => {
+        if (!this.closed && this.client.connected) {
+          this.onConnect({ cmd: "connack", sessionPresent: false } as IConnackPacket);
+        }
+      });
+    }
   }
 
   private listen(event: string, fn: (...args: never[]) => void): void {
