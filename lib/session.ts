@@ -98,7 +98,7 @@ export class Session extends EventEmitter<SessionEvents> {
       // a borrowed client that is connected already: no `connect` event will come for it
       queueMicrotask(() => {
         if (!this.closed && this.client.connected) {
-          this.onConnect({ cmd: "connack", sessionPresent: false } as IConnackPacket);
+          this.onConnect({ cmd: "connack", sessionPresent: false });
         }
       });
     }
