@@ -5,7 +5,7 @@ import { MqttBridgeError as BridgeError } from "./errors";
 import type { ResolvedOptions } from "./options";
 import type { QoS } from "./protocol";
 import type { Session } from "./session";
-import { TopicTrie } from "./topic";
+import { TopicTrie } from "./topic-trie";
 import { checkFilter } from "./validate";
 
 const debug = createDebug("socket.io-mqtt-bridge:registry");

@@ -1,11 +1,10 @@
 /**
- * Unit tests for lib/topic.ts: every vector of MQTT-RULES.md §1.2 sections A, B (syntax), C and
+ * Unit tests for lib/topic.ts and lib/topic-trie.ts: every vector of MQTT-RULES.md §1.2 sections A, B (syntax), C and
  * D, covers() cases, the TopicTrie, and seeded randomized differential tests.
  */
 import { expect } from "chai";
 import {
   MQTT_MAX_TOPIC_BYTES,
-  TopicTrie,
   checkTopicFilter,
   checkTopicName,
   covers,
@@ -14,6 +13,7 @@ import {
   matches,
   type TopicLimits,
 } from "../../lib/topic";
+import { TopicTrie } from "../../lib/topic-trie";
 
 /** Protocol limits: only the MQTT maxima apply (levels effectively uncapped for the vectors). */
 const PROTOCOL: TopicLimits = { maxBytes: 65_535, maxLevels: 1000 };
