@@ -62,6 +62,8 @@ export class Registry {
   private readonly routes = new Map<string, Set<string>>();
   private readonly links = new Map<Namespace, Link>();
   private nextId = 1;
+  /** QoS asked for filters whose room is about to be created (see upgrade). */
+  private readonly wantedQos = new Map<string, QoS>();
 
   constructor(
     private readonly opts: ResolvedOptions,
@@ -181,10 +183,17 @@ export class Registry {
     }
   }
 
-  /** Makes sure the broker subscription of a live filter has at least `qos`. */
+  /**
+   * Makes sure the broker subscription of `filter` has at least `qos`: a live one is subscribed
+   * again with it; for one that does not exist yet, the QoS is used when the room appears.
+   */
   upgrade(filter: string, qos: QoS): void {
     const entry = this.trie.get(filter);
-    if (!entry || entry.qos >= qos) return;
+    if (!entry) {
+      if (qos > 0) this.wantedQos.set(filter, qos);
+      return;
+    }
+    if (entry.qos >= qos) return;
     entry.qos = qos;
     if (entry.state !== "idle") this.send(entry);
   }
@@ -201,12 +210,13 @@ export class Registry {
       id: this.allocateId(),
       refs: 1,
       rooms: new Map([[room, 1]]),
-      qos: 0,
+      qos: this.wantedQos.get(filter) ?? 0,
       state: "idle",
       granted: 0,
       generation: 0,
       waiters: [],
     };
+    this.wantedQos.delete(filter);
     this.trie.set(filter, entry);
     debug("+ %s (id %d)", filter, entry.id);
     if (this.session.connected) this.send(entry);

@@ -42,9 +42,11 @@ export async function onSubscribe(
       }
       if (socket.disconnected) return;
       if (!ctx.session.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
+      ctx.registry.upgrade(filter, qos); // before the join, so the first SUBSCRIBE has this QoS
       await socket.join(room);
+    } else {
+      ctx.registry.upgrade(filter, qos);
     }
-    ctx.registry.upgrade(filter, qos);
     let granted;
     try {
       granted = await ctx.registry.whenSubscribed(filter);

@@ -107,6 +107,24 @@ describe("lifecycle and wiring", () => {
     afterEach(async () => h?.close());
     const target = () => ({ name: "mosquitto v5", url: broker.url, version: 5 as const });
 
+    it("subscribes the broker with the highest QoS asked for a filter", async () => {
+      h = await createHarness(target(), { allow: { subscribe: ["#"] } });
+      const [a, b] = [await h.client(), await h.client()];
+      const boxB = collect(b);
+      expect(await request(a, "mqtt.subscribe", { filter: "qos/x", qos: 1 })).to.deep.include({
+        ok: true,
+        qos: 1,
+      });
+      expect(await request(b, "mqtt.subscribe", { filter: "qos/x", qos: 2 })).to.deep.include({
+        ok: true,
+        qos: 2,
+      });
+      const d = await h.device();
+      await d.publishAsync("qos/x", "two", { qos: 2 });
+      await waitFor(() => boxB.messages.length === 1);
+      expect(boxB.messages[0]!.qos).to.equal(2);
+    });
+
     it("renames events and the room prefix", async () => {
       h = await createHarness(target(), {
         allow: { subscribe: ["#"], publish: ["#"] },
