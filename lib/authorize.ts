@@ -10,8 +10,8 @@ const debug = createDebug("socket.io-mqtt-bridge:authorize");
 /**
  * Authorization: deny by default. Rule lists are compiled once; a rule may hold placeholders such
  * as `{data.userId}` filled from the socket at check time. A filled value that is empty, not a
- * string or number, or contains `+`, `#`, `/` or U+0000 makes its rule match nothing, so a user
- * id like `"+"` never widens a rule.
+ * string or number, starts with `$`, or contains `+`, `#`, `/` or U+0000 makes its rule match
+ * nothing, so a user id like `"+"` never widens a rule.
  */
 
 /** A placeholder path: `id`, `data.x.y` or `handshake.auth.x` / `handshake.query.x`. */
@@ -31,13 +31,12 @@ function lookup(socket: Socket, path: string[]): string | undefined {
     cur = (cur as Record<string, unknown>)[key];
   }
   if (typeof cur === "number" && Number.isFinite(cur)) return String(cur);
-  if (
-    typeof cur !== "string" ||
-    cur.length === 0 ||
-    WILDCARD_OR_SEPARATOR.test(cur) ||
-    cur.includes("\u0000")
-  )
+  if (typeof cur !== "string" || cur.length === 0) return undefined;
+  // a value must stay one ordinary level: no wildcard, separator or NUL, and no leading "$"
+  // (which would open the broker's reserved topics to a rule like "{data.userId}/#")
+  if (cur.startsWith("$") || WILDCARD_OR_SEPARATOR.test(cur) || cur.includes("\u0000")) {
     return undefined;
+  }
   return cur;
 }
 

@@ -216,7 +216,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       return registry.room(filter);
     },
     stats(): BridgeStats {
-      stats.connected = session.connected;
+      stats.connected = !closed && session.connected;
       stats.protocolVersion =
         stats.connects > 0 ? session.client.options.protocolVersion : undefined;
       stats.brokerSubscriptions = registry.subscriptions;
@@ -260,6 +260,9 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
   };
   let closing: Promise<void> = Promise.resolve();
   const bridge = Object.assign(middleware, api) as unknown as MqttBridge;
-  Object.defineProperty(bridge, "connected", { get: () => session.connected, enumerable: true });
+  Object.defineProperty(bridge, "connected", {
+    get: () => !closed && session.connected,
+    enumerable: true,
+  });
   return bridge;
 }

@@ -23,10 +23,10 @@ export function encodePayload(payload: unknown): Buffer | undefined {
     // [MQTT-1.5.4-1] spirit: Buffer.from would silently turn lone surrogates into U+FFFD.
     return payload.isWellFormed() ? Buffer.from(payload, "utf8") : undefined;
   }
-  if (Buffer.isBuffer(payload)) return payload;
-  if (payload instanceof ArrayBuffer) return Buffer.from(payload);
+  // binary is copied: what was validated (and shown to hooks) is what gets published
+  if (payload instanceof ArrayBuffer) return Buffer.from(new Uint8Array(payload));
   if (ArrayBuffer.isView(payload)) {
-    return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    return Buffer.from(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
   }
   if (payload === undefined || typeof payload === "function" || typeof payload === "symbol") {
     return undefined;
@@ -54,23 +54,65 @@ function safeReviver(key: string, value: unknown): unknown {
 }
 
 const JSON_START = /^[\s]*[{["\-0-9tfn]/;
+/** Cheap pre-check: a number with 16+ digits or a 3-digit exponent may not survive JSON.parse. */
+const RISKY_NUMBER = /\d{16}|\d[eE][+-]?\d{3}/;
+const NUMBER_CHAR = /[0-9eE+\-.]/;
+
+/** Would `JSON.parse` change a number of `text` (lose digits, overflow to Infinity)? */
+function losesNumbers(text: string): boolean {
+  if (!RISKY_NUMBER.test(text)) return false;
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // skip a string, with its escapes
+      i++;
+      while (i < n) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i += 2;
+        else if (d === 0x22) break;
+        else i++;
+      }
+      i++;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      const start = i;
+      while (i < n && NUMBER_CHAR.test(text[i])) i++;
+      const token = text.slice(start, i);
+      const value = Number(token);
+      if (!Number.isFinite(value)) return true;
+      if (/^-?\d+$/.test(token)) {
+        if (BigInt(token) !== BigInt(value)) return true;
+      } else if (token.replace(/[-+.]|[eE].*$/g, "").replace(/^0+/, "").length > 15) {
+        return true;
+      } else if (value === 0 && /[1-9]/.test(token.replace(/[eE].*$/, ""))) {
+        return true; // underflow
+      }
+    } else {
+      i++;
+    }
+  }
+  return false;
+}
 
 /**
  * Parses JSON text as plain data, or returns `undefined` when it is not JSON or when parsing
- * would lose information (a top-level number that does not survive the round trip, e.g. `1e400`
- * or `007`).
+ * would lose information (a number that does not survive, e.g. `1e400` or
+ * `12345678901234567890`, or a top-level number written differently, e.g. `1.0`).
  */
 export function parseJson(text: string): { value: unknown } | undefined {
   if (!JSON_START.test(text)) return undefined;
   let value: unknown;
   try {
+    // an escaped key (`"\u005f_proto__"`) spells the same name: any backslash takes the safe path
     value =
-      text.includes("__proto__") || text.includes("constructor")
+      text.includes("__proto__") || text.includes("constructor") || text.includes("\\")
         ? JSON.parse(text, safeReviver)
         : JSON.parse(text);
   } catch {
     return undefined;
   }
+  if (losesNumbers(text)) return undefined;
   if (typeof value === "number" && JSON.stringify(value) !== text.trim()) return undefined;
   return { value };
 }

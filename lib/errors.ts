@@ -54,7 +54,12 @@ export function toAck(err: unknown): AckFailure {
 function describe(value: unknown): string {
   let shown: string;
   try {
-    shown = typeof value === "function" ? "[function]" : (JSON.stringify(value) ?? String(value));
+    shown =
+      typeof value === "function"
+        ? "[function]"
+        : typeof value === "number"
+          ? String(value)
+          : (JSON.stringify(value) ?? String(value));
   } catch {
     shown = String(value);
   }

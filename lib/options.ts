@@ -151,6 +151,16 @@ export const DEFAULT_ACK_TIMEOUT_MS = 10_000;
 
 const DECODERS = ["auto", "json", "text", "binary"] as const;
 
+/** Event names Socket.IO reserves: emitting one throws. */
+const RESERVED_EVENTS = new Set([
+  "connect",
+  "connect_error",
+  "disconnect",
+  "disconnecting",
+  "newListener",
+  "removeListener",
+]);
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
@@ -176,17 +186,20 @@ function bool(name: string, v: unknown, dflt: boolean): boolean {
   return v;
 }
 
+/** The longest delay `setTimeout` honours; a larger one fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 function integer(name: string, v: unknown, dflt: number, min: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw optionError(name, min === 0 ? "a non-negative integer" : `an integer >= ${min}`, v);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > MAX_TIMER_MS) {
+    throw optionError(name, `an integer from ${min} to ${MAX_TIMER_MS}`, v);
   }
   return v;
 }
 
 function rule(name: string, v: unknown): void {
   if (v === undefined || typeof v === "function") return;
-  if (!Array.isArray(v) || v.some((f) => typeof f !== "string" || f.length === 0)) {
+  if (!Array.isArray(v) || !Array.from(v).every((f) => typeof f === "string" && f.length > 0)) {
     throw optionError(name, "an array of topic filters or a function", v);
   }
 }
@@ -230,8 +243,12 @@ export function resolveOptions(opts: MqttBridgeOptions = {}): ResolvedOptions {
   for (const key of Object.keys(DEFAULT_EVENTS) as (keyof EventNames)[]) {
     const name = own(eventsIn as Partial<EventNames>, key);
     if (name === undefined) continue;
-    if (typeof name !== "string" || name.length === 0) {
-      throw optionError(`events.${key}`, "a non-empty string", name);
+    if (typeof name !== "string" || name.length === 0 || RESERVED_EVENTS.has(name)) {
+      throw optionError(
+        `events.${key}`,
+        "a non-empty string that Socket.IO does not reserve",
+        name,
+      );
     }
     events[key] = name;
   }

@@ -278,14 +278,26 @@ export class Registry {
     for (const w of waiters) w(err);
   }
 
-  /** Resolves with the granted QoS once the broker confirmed `filter`; rejects when refused. */
-  whenSubscribed(filter: string): Promise<QoS> {
+  /**
+   * Resolves with the granted QoS once the broker confirmed `filter`; rejects when refused, when
+   * the connection drops first, or with `TIMEOUT` after `timeoutMs`.
+   */
+  whenSubscribed(filter: string, timeoutMs: number): Promise<QoS> {
     const entry = this.trie.get(filter);
     if (!entry) return Promise.reject(new BridgeError("BROKER_UNAVAILABLE", "not subscribed"));
     if (entry.state === "active") return Promise.resolve(entry.granted);
     if (entry.state === "failed" && entry.error) return Promise.reject(entry.error);
     return new Promise((resolve, reject) => {
-      entry.waiters.push((err) => (err ? reject(err) : resolve(entry.granted)));
+      const waiter = (err?: MqttBridgeError) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(entry.granted);
+      };
+      const timer = setTimeout(() => {
+        entry.waiters = entry.waiters.filter((w) => w !== waiter);
+        reject(new BridgeError("TIMEOUT", `no SUBACK for "${filter}" within ${timeoutMs} ms`));
+      }, timeoutMs);
+      entry.waiters.push(waiter);
     });
   }
 

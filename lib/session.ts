@@ -296,10 +296,10 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.closed) return;
     this.closed = true;
     for (const [event, fn] of this.attached) this.client.off(event as "end", fn);
-    // keep a listener: an 'error' after close must not crash the process
-    this.client.on("error", (err) => debug("error after close: %s", err.message));
     if (this.owned || this.opts.closeClient) {
       const client = this.client;
+      // an 'error' while ending must not crash the process (a borrowed client keeps its owner's)
+      client.on("error", (err) => debug("error after close: %s", err.message));
       await new Promise<void>((resolve) => {
         // a graceful end waits for in-flight publishes; a dead or slow broker gets 2 s at most
         const force = setTimeout(() => client.end(true, () => resolve()), 2000);

@@ -183,8 +183,11 @@ export function parsePublish(raw: unknown, limits: Limits, mqtt5: boolean): Vali
   const problem = checkTopicName(topic, topicLimits(limits));
   if (problem) throw new MqttBridgeError("INVALID_TOPIC", problem);
   const qos = parseQos(own(raw, "qos"));
-  const retain = own(raw, "retain") ?? false;
-  if (typeof retain !== "boolean") throw invalid("retain must be a boolean");
+  const rawRetain = own(raw, "retain");
+  if (rawRetain !== undefined && typeof rawRetain !== "boolean") {
+    throw invalid("retain must be a boolean");
+  }
+  const retain = rawRetain ?? false;
   const rawPayload = own(raw, "payload");
   const payload = encodePayload(rawPayload);
   if (!payload) {

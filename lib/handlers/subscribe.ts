@@ -26,7 +26,9 @@ export async function onSubscribe(
   try {
     const { filter, qos } = parseSubscribe(raw, ctx.opts.limits);
     const room = ctx.registry.room(filter);
-    if (!socket.rooms.has(room)) {
+    if (!ctx.session.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
+    const joined = !socket.rooms.has(room);
+    if (joined) {
       if (subscriptionCount(ctx, socket) >= ctx.opts.limits.subscriptionsPerSocket) {
         throw new MqttBridgeError(
           "TOO_MANY_SUBSCRIPTIONS",
@@ -49,11 +51,11 @@ export async function onSubscribe(
     }
     let granted;
     try {
-      granted = await ctx.registry.whenSubscribed(filter);
+      granted = await ctx.registry.whenSubscribed(filter, ctx.opts.ackTimeoutMs);
     } catch (err) {
-      if (!(err instanceof MqttBridgeError) || err.code !== "BROKER_REJECTED") {
-        await socket.leave(room);
-      }
+      // a refused SUBACK empties the room already; otherwise undo only what this request did
+      const refused = err instanceof MqttBridgeError && err.code === "BROKER_REJECTED";
+      if (joined && !refused) await socket.leave(room);
       throw err;
     }
     ctx.stats.subscribes.ok++;
