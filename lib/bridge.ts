@@ -2,16 +2,16 @@ import { EventEmitter } from "node:events";
 import createDebug from "debug";
 import type { Namespace, Server, Socket } from "socket.io";
 import { createAuthorizer } from "./authorize";
-import { createDecoder } from "./codec";
+import { createForward } from "./cluster/forward";
+import { attachWorker } from "./cluster/worker";
+import type { Core, CoreDeps } from "./core";
+import { createEmbedded } from "./embedded";
 import { MqttBridgeError } from "./errors";
 import type { HandlerContext } from "./handlers";
 import { attachHandlers } from "./handlers";
 import type { MqttBridgeOptions } from "./options";
 import { resolveOptions } from "./options";
 import type { MessageProperties, QoS } from "./protocol";
-import { Registry } from "./registry";
-import { Router } from "./router";
-import { Session } from "./session";
 import type { BridgeStats } from "./stats";
 import { createStats, snapshot } from "./stats";
 import { checkFilter, parsePublish } from "./validate";
@@ -87,25 +87,34 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
   const authorizer = createAuthorizer(opts.allow);
   const emitter = new EventEmitter<BridgeEvents>();
   const stats = createStats();
-  const session = new Session(opts);
-  const registry: Registry = new Registry(opts, session, {
-    onJoin: (nsp, room, id) => router.replay(nsp, room, id),
-    onRefused: (entry) => {
-      // a refused SUBACK leaves no socket in the filter's own room
-      const room = registry.room(entry.filter);
-      for (const nsp of registry.namespaces()) {
-        for (const id of [...(nsp.adapter.rooms.get(room) ?? [])])
-          void nsp.sockets.get(id)?.leave(room);
+  let warned = false;
+  const deps: CoreDeps = {
+    opts,
+    stats,
+    events: emitter,
+    fail(err) {
+      if (emitter.listenerCount("error") > 0) {
+        emitter.emit("error", err);
+      } else if (!warned) {
+        warned = true;
+        console.warn(
+          `socket.io-mqtt-bridge: ${err.message} (add bridge.on("error") to handle errors)`,
+        );
       }
-      fail(entry.error ?? new MqttBridgeError("BROKER_REJECTED"));
     },
-    onRemoved: () => router.prune(),
-  });
-  const router = new Router(opts, session, registry, stats, createDecoder(opts.decode));
+  };
+  let core: Core;
+  if (opts.topology === "forward") {
+    core = createForward(deps);
+  } else if (opts.topology === "worker") {
+    core = attachWorker(createEmbedded(deps, "cluster"), deps);
+  } else {
+    core = createEmbedded(deps, "local");
+  }
   const ctx: HandlerContext = {
     opts,
-    session,
-    registry,
+    backend: core.backend,
+    rooms: core.rooms,
     authorizer,
     stats,
     offlineQueued: { count: 0 },
@@ -113,44 +122,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
   const sockets = new Map<Socket, () => void>();
   const namespaces = new Map<Namespace, (socket: Socket) => void>();
   let closed = false;
-  let warned = false;
-
-  let resolveReady!: () => void;
-  let rejectReady!: (err: Error) => void;
-  const ready = new Promise<void>((resolve, reject) => {
-    resolveReady = resolve;
-    rejectReady = reject;
-  });
-  ready.catch(() => undefined); // nobody awaiting `ready` must not crash the process
-
-  function fail(err: Error): void {
-    if (emitter.listenerCount("error") > 0) {
-      emitter.emit("error", err);
-    } else if (!warned) {
-      warned = true;
-      console.warn(
-        `socket.io-mqtt-bridge: ${err.message} (add bridge.on("error") to handle errors)`,
-      );
-    }
-  }
-
-  let up = false;
-  session.on("connect", () => {
-    up = true;
-    stats.connects++;
-    registry.resubscribeAll();
-    resolveReady();
-    emitter.emit("connect");
-  });
-  session.on("offline", () => {
-    if (up) stats.disconnects++; // a refused first attempt (e.g. MQTT 5 to aedes) is not a loss
-    up = false;
-    registry.disconnected();
-    emitter.emit("offline");
-  });
-  session.on("reconnect", () => emitter.emit("reconnect"));
-  session.on("error", fail);
-  session.on("message", (topic, payload, packet) => router.handle(topic, payload, packet));
+  let closing: Promise<void> = Promise.resolve();
 
   /** Handlers for a socket, once; removed when it disconnects. */
   function setup(socket: Socket): void {
@@ -169,7 +141,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
    */
   async function reauthorize(socket: Socket): Promise<void> {
     for (const room of [...socket.rooms]) {
-      if (!room.startsWith(opts.roomPrefix) || !registry.isBridged(socket.nsp, room)) continue;
+      if (!room.startsWith(opts.roomPrefix) || !core.rooms.isBridged(socket.nsp, room)) continue;
       const filter = room.slice(opts.roomPrefix.length);
       if (!(await authorizer.subscribe(socket, filter))) {
         debug("[%s] recovered socket no longer allowed %s", socket.id, filter);
@@ -180,7 +152,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
 
   function attachNamespace(nsp: Namespace): void {
     if (closed || namespaces.has(nsp)) return;
-    registry.attach(nsp);
+    core.attach(nsp);
     const onConnection = (socket: Socket) => setup(socket);
     nsp.on("connection", onConnection);
     namespaces.set(nsp, onConnection);
@@ -195,33 +167,32 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
   };
 
   const api = {
-    ready,
+    ready: core.ready,
     subscribe(filter: string, room: string): void {
       checkFilter(filter, opts.limits);
       if (typeof room !== "string" || room.length === 0) {
         throw new MqttBridgeError("INVALID_ARGUMENT", "room must be a non-empty string");
       }
-      registry.route(filter, room);
+      core.rooms.route(filter, room);
     },
     unsubscribe(filter: string, room: string): void {
-      registry.unroute(filter, room);
+      core.rooms.unroute(filter, room);
     },
     async publish(topic: string, payload: unknown, o: PublishOptions = {}): Promise<void> {
       const limits = { ...opts.limits, payloadBytes: 268_435_455 };
-      const msg = parsePublish({ ...o, topic, payload }, limits, session.mqtt5);
+      const msg = parsePublish({ ...o, topic, payload }, limits, core.backend.mqtt5);
       stats.publishes.server++;
-      await session.publish(msg.topic, msg.payload, msg, opts.limits.offlineQueue > 0);
+      await core.publish(msg, opts.limits.offlineQueue > 0);
     },
     room(filter: string): string {
-      return registry.room(filter);
+      return core.rooms.room(filter);
     },
     stats(): BridgeStats {
-      stats.connected = !closed && session.connected;
-      stats.protocolVersion =
-        stats.connects > 0 ? session.client.options.protocolVersion : undefined;
-      stats.brokerSubscriptions = registry.subscriptions;
-      stats.rooms = registry.rooms;
-      stats.retained.cached = router.retained.size;
+      stats.connected = !closed && core.backend.connected;
+      stats.protocolVersion = core.protocolVersion();
+      stats.brokerSubscriptions = core.brokerSubscriptions();
+      stats.rooms = core.rooms.rooms;
+      stats.retained.cached = core.retainedCached();
       return snapshot(stats);
     },
     attach(target: Server | Namespace): void {
@@ -235,9 +206,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
         namespaces.clear();
         for (const detach of sockets.values()) detach();
         sockets.clear();
-        await registry.close();
-        await session.close();
-        rejectReady(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge was closed"));
+        await core.close();
         debug("closed");
       })();
       return closing;
@@ -258,10 +227,9 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       return emitter.listenerCount(event);
     },
   };
-  let closing: Promise<void> = Promise.resolve();
   const bridge = Object.assign(middleware, api) as unknown as MqttBridge;
   Object.defineProperty(bridge, "connected", {
-    get: () => !closed && session.connected,
+    get: () => !closed && core.backend.connected,
     enumerable: true,
   });
   return bridge;

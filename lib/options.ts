@@ -73,6 +73,26 @@ export interface ReconnectOptions {
   jitter: number;
 }
 
+/** Timing of the worker topology (see README, "Clusters"). */
+export interface ClusterOptions {
+  /** How often the worker tells the nodes it is alive. @default 1000 */
+  heartbeatMs: number;
+  /** A node takes the worker for gone after this long without a heartbeat. @default 3500 */
+  workerTimeoutMs: number;
+  /** How often the worker asks every node for its bridged rooms (repairs lost reports). @default 5000 */
+  syncIntervalMs: number;
+}
+
+/** The default cluster timing. */
+export const DEFAULT_CLUSTER: Readonly<ClusterOptions> = Object.freeze({
+  heartbeatMs: 1000,
+  workerTimeoutMs: 3500,
+  syncIntervalMs: 5000,
+});
+
+/** Where the broker connection lives; see README, "Clusters". */
+export type Topology = "embedded" | "forward" | "worker";
+
 /** MQTT.js connection options with the broker URL. */
 export type MqttConnectOptions = IClientOptions & { url?: string };
 
@@ -108,6 +128,16 @@ export interface MqttBridgeOptions {
   limits?: Partial<Limits>;
   /** Reconnect backoff. */
   reconnect?: Partial<ReconnectOptions>;
+  /**
+   * `"embedded"`: this process holds its own broker connection and serves its own sockets.
+   * `"forward"`: a web node of the worker topology (no `mqtt` option): it authorizes locally and
+   * forwards subscriptions and publishes to the worker through the adapter. `"worker"`: the one
+   * bridge of the cluster that holds the broker connection (see the `worker` command).
+   * @default "embedded"
+   */
+  topology?: Topology;
+  /** Timing of the worker topology. */
+  cluster?: Partial<ClusterOptions>;
 }
 
 /** Options with every default applied; internal code only sees this. */
@@ -123,6 +153,8 @@ export interface ResolvedOptions {
   ackTimeoutMs: number;
   limits: Limits;
   reconnect: ReconnectOptions;
+  topology: Topology;
+  cluster: ClusterOptions;
 }
 
 /** The default limits. */
@@ -300,7 +332,32 @@ export function resolveOptions(opts: MqttBridgeOptions = {}): ResolvedOptions {
     throw optionError("reconnect.maxDelayMs", ">= reconnect.minDelayMs", reconnect.maxDelayMs);
   }
 
+  const topology = own(opts, "topology") ?? "embedded";
+  if (topology !== "embedded" && topology !== "forward" && topology !== "worker") {
+    throw optionError("topology", '"embedded", "forward" or "worker"', topology);
+  }
+  if (topology === "forward" && own(opts, "mqtt") !== undefined) {
+    throw optionError(
+      "mqtt",
+      'absent with topology "forward" (the worker holds the connection)',
+      "set",
+    );
+  }
+  const clusterIn = own(opts, "cluster") ?? {};
+  if (!isObject(clusterIn)) throw optionError("cluster", "an object", clusterIn);
+  const cluster = { ...DEFAULT_CLUSTER };
+  for (const key of Object.keys(DEFAULT_CLUSTER) as (keyof ClusterOptions)[]) {
+    cluster[key] = integer(
+      `cluster.${key}`,
+      own(clusterIn as Partial<ClusterOptions>, key),
+      cluster[key],
+      1,
+    );
+  }
+
   return {
+    topology,
+    cluster,
     mqtt: resolveMqtt(own(opts, "mqtt")),
     closeClient: bool("closeClient", own(opts, "closeClient"), false),
     allow: allowResolved,

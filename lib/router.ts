@@ -1,13 +1,12 @@
 import createDebug from "debug";
 import type { IPublishPacket } from "mqtt";
-import type { Namespace } from "socket.io";
 import type { PayloadDecoder } from "./codec";
 import type { ResolvedOptions } from "./options";
 import type { BridgeMessage, MessageProperties } from "./protocol";
-import type { Registry } from "./registry";
 import { RetainedCache } from "./retained";
 import type { Session } from "./session";
 import type { BridgeStats } from "./stats";
+import type { SubscriptionTable } from "./subscriptions";
 import { matches } from "./topic";
 import { ORIGIN_PROPERTY } from "./validate";
 
@@ -48,9 +47,19 @@ function fingerprint(p: MessageProperties | undefined): string {
 }
 
 /**
- * Routes broker messages to rooms: one message → the set of rooms whose filters match → one emit
- * per namespace to that set, so a socket in several matching rooms gets it once. Keeps the retained
- * cache and replays it to joining sockets.
+ * Emits one message to a set of rooms, leaving out the origin socket when there is one. The
+ * embedded topology emits to local sockets only; the worker emits through the adapter.
+ */
+export type Broadcast = (
+  rooms: string[],
+  except: string | undefined,
+  message: BridgeMessage,
+) => void;
+
+/**
+ * Routes broker messages to rooms: one message → the set of rooms whose filters match → one
+ * broadcast to that set, so a socket in several matching rooms gets it once. Keeps the retained
+ * cache for joining sockets.
  */
 export class Router {
   readonly retained: RetainedCache;
@@ -58,9 +67,10 @@ export class Router {
   constructor(
     private readonly opts: ResolvedOptions,
     private readonly session: Session,
-    private readonly registry: Registry,
+    private readonly table: SubscriptionTable,
     private readonly stats: BridgeStats,
     private readonly decode: PayloadDecoder,
+    private readonly broadcast: Broadcast,
   ) {
     this.retained = new RetainedCache(opts.limits.retainedMessages);
   }
@@ -72,7 +82,7 @@ export class Router {
     let minActive = Infinity;
     let minPending = Infinity;
     const rooms: string[] = [];
-    this.registry.trie.match(topic, (entry) => {
+    this.table.trie.match(topic, (entry) => {
       if (entry.state === "active") {
         if (entry.id < minActive) minActive = entry.id;
       } else if (entry.state === "pending") {
@@ -126,34 +136,23 @@ export class Router {
       }
     }
 
-    // The embedded topology: each node has its own broker subscriptions for its own sockets, so
-    // the emit is local (`nsp.local`); a cluster-wide emit would reach remote sockets N times.
     const origin = this.opts.echo
       ? undefined
       : packet.properties?.userProperties?.[ORIGIN_PROPERTY];
-    for (const nsp of this.registry.namespaces()) {
-      let op = nsp.local.to(rooms);
-      if (typeof origin === "string") op = op.except(origin);
-      op.emit(this.opts.events.message, message);
-    }
+    this.broadcast(rooms, typeof origin === "string" ? origin : undefined, message);
     stats.delivered++;
   }
 
   /**
-   * Sends a joining socket the cached state of its new room's filters, skipping topics it already
-   * has through another bridged room it is in.
+   * Calls `fn` with the cached state a socket joining a room of `filters` should get: topics that
+   * match one of them, skipping those it already has through the filters of its other rooms.
    */
-  replay(nsp: Namespace, room: string, socketId: string): void {
+  replay(
+    filters: Iterable<string>,
+    others: readonly string[],
+    fn: (message: BridgeMessage) => void,
+  ): void {
     if (!this.opts.retained || this.retained.size === 0) return;
-    const socket = nsp.sockets.get(socketId);
-    const filters = this.registry.liveFilters(nsp, room);
-    if (!socket || !filters) return;
-    const others: string[] = [];
-    for (const r of socket.rooms) {
-      if (r === room) continue;
-      const f = this.registry.liveFilters(nsp, r);
-      if (f) others.push(...f);
-    }
     const wanted = (topic: string) => {
       for (const f of filters) {
         if (matches(f, topic)) return !others.some((o) => matches(o, topic));
@@ -161,14 +160,14 @@ export class Router {
       return false;
     };
     this.retained.forEach(wanted, (message) => {
-      socket.emit(this.opts.events.message, message);
+      fn(message);
       this.stats.retained.replayed++;
     });
   }
 
   /** Forgets cached state that no live filter matches any more. */
   prune(): void {
-    const trie = this.registry.trie;
+    const trie = this.table.trie;
     this.retained.prune((topic) => {
       let live = false;
       trie.match(topic, () => (live = true));

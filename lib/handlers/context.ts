@@ -4,8 +4,8 @@ import type { Authorizer } from "../authorize";
 import { toAck } from "../errors";
 import type { ResolvedOptions } from "../options";
 import type { AckFailure } from "../protocol";
-import type { Registry } from "../registry";
-import type { Session } from "../session";
+import type { Backend } from "../core";
+import type { RoomTracker } from "../rooms";
 import type { BridgeStats } from "../stats";
 
 const debug = createDebug("socket.io-mqtt-bridge:handlers");
@@ -13,8 +13,8 @@ const debug = createDebug("socket.io-mqtt-bridge:handlers");
 /** What every socket event handler needs, created once per bridge. */
 export interface HandlerContext {
   opts: ResolvedOptions;
-  session: Session;
-  registry: Registry;
+  backend: Backend;
+  rooms: RoomTracker;
   authorizer: Authorizer;
   stats: BridgeStats;
   /** Socket publishes queued while the broker is offline. */

@@ -28,7 +28,7 @@ export async function onPublish(
     if (!bucket.take()) {
       throw new MqttBridgeError("RATE_LIMITED", "publish rate exceeded", { reasonCode: 0x96 });
     }
-    const msg = parsePublish(raw, ctx.opts.limits, ctx.session.mqtt5);
+    const msg = parsePublish(raw, ctx.opts.limits, ctx.backend.mqtt5);
     const { authorizer } = ctx;
     if (!(await authorizer.publish(socket, msg.topic, msg.request))) {
       throw forbidden(`publish to "${msg.topic}"`);
@@ -43,13 +43,13 @@ export async function onPublish(
     ) {
       throw forbidden(`ask for responses on "${responseTopic}"`);
     }
-    if (!ctx.opts.echo && ctx.session.mqtt5) {
+    if (!ctx.opts.echo && ctx.backend.mqtt5) {
       // the origin travels with the message, so every node can leave out exactly this socket
       const properties = (msg.properties ??= {});
       const user = (properties.userProperties ??= Object.create(null) as Record<string, string>);
       user[ORIGIN_PROPERTY] = socket.id;
     }
-    if (!ctx.session.connected) {
+    if (!ctx.backend.connected) {
       if (ctx.offlineQueued.count >= ctx.opts.limits.offlineQueue) {
         throw new MqttBridgeError("BROKER_UNAVAILABLE");
       }
@@ -58,7 +58,7 @@ export async function onPublish(
     }
     ctx.stats.inFlight++;
     try {
-      await ctx.session.publish(msg.topic, msg.payload, msg, queued);
+      await ctx.backend.publish(msg, queued);
     } finally {
       ctx.stats.inFlight--;
     }

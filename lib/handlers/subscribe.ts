@@ -25,8 +25,8 @@ export async function onSubscribe(
 ): Promise<void> {
   try {
     const { filter, qos } = parseSubscribe(raw, ctx.opts.limits);
-    const room = ctx.registry.room(filter);
-    if (!ctx.session.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
+    const room = ctx.rooms.room(filter);
+    if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
     const joined = !socket.rooms.has(room);
     if (joined) {
       if (subscriptionCount(ctx, socket) >= ctx.opts.limits.subscriptionsPerSocket) {
@@ -43,15 +43,13 @@ export async function onSubscribe(
         });
       }
       if (socket.disconnected) return;
-      if (!ctx.session.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
-      ctx.registry.upgrade(filter, qos); // before the join, so the first SUBSCRIBE has this QoS
+      if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
+      ctx.backend.prepare(filter, qos); // before the join, so the first SUBSCRIBE has this QoS
       await socket.join(room);
-    } else {
-      ctx.registry.upgrade(filter, qos);
     }
     let granted;
     try {
-      granted = await ctx.registry.whenSubscribed(filter, ctx.opts.ackTimeoutMs);
+      granted = await ctx.backend.confirm(filter, qos, ctx.opts.ackTimeoutMs);
     } catch (err) {
       // a refused SUBACK empties the room already; otherwise undo only what this request did
       const refused = err instanceof MqttBridgeError && err.code === "BROKER_REJECTED";

@@ -16,7 +16,7 @@ export async function onUnsubscribe(
 ): Promise<void> {
   try {
     const filter = checkFilter(raw, ctx.opts.limits);
-    await socket.leave(ctx.registry.room(filter));
+    await socket.leave(ctx.rooms.room(filter));
     ctx.stats.subscribes.unsubscribes++;
     reply(ctx, socket, ack, { ok: true });
   } catch (err) {

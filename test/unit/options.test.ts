@@ -70,6 +70,8 @@ describe("options", () => {
             offlineQueue: 0,
           },
           reconnect: { minDelayMs: 1000, maxDelayMs: 30_000, jitter: 0.2 },
+          topology: "embedded",
+          cluster: { heartbeatMs: 1000, workerTimeoutMs: 3500, syncIntervalMs: 5000 },
         });
       }
     });
@@ -109,6 +111,20 @@ describe("options", () => {
   });
 
   describe("valid values", () => {
+    it("takes a topology, refuses an unknown one and an mqtt option on a forward node", () => {
+      expect(resolveOptions({ topology: "worker" }).topology).to.equal("worker");
+      expect(resolveOptions({ topology: "forward" }).topology).to.equal("forward");
+      expect(() => resolveOptions({ topology: "x" as "worker" })).to.throw(TypeError, /topology/);
+      expect(() => resolveOptions({ topology: "forward", mqtt: "mqtt://h" })).to.throw(
+        TypeError,
+        /mqtt/,
+      );
+      expect(() => resolveOptions({ cluster: { heartbeatMs: 0 } })).to.throw(
+        TypeError,
+        /cluster\.heartbeatMs/,
+      );
+    });
+
     it("keeps 0 as a valid offlineQueue (no `||` default)", () => {
       expect(resolveOptions({ limits: { offlineQueue: 0 } }).limits.offlineQueue).to.equal(0);
       expect(resolveOptions({ limits: { offlineQueue: 5 } }).limits.offlineQueue).to.equal(5);

@@ -1,0 +1,212 @@
+import createDebug from "debug";
+import type { Namespace } from "socket.io";
+import type { Backend, Core, CoreDeps } from "../core";
+import { MqttBridgeError } from "../errors";
+import type { QoS } from "../protocol";
+import { RoomTracker } from "../rooms";
+import type {
+  ReplayRequest,
+  RoomOp,
+  RoomReport,
+  RoomSnapshot,
+  WireAck,
+  WorkerStatus,
+} from "./messages";
+import type { Listener } from "./messages";
+import { EVENTS, nodeId, toWire } from "./messages";
+
+const debug = createDebug("socket.io-mqtt-bridge:forward");
+
+type AckFn = (res: unknown) => void;
+
+/**
+ * A web node of the worker topology: sockets, their identity and authorization live here; the
+ * broker connection lives in the worker. Bridged rooms are reported to the worker as they appear
+ * and disappear (and again whenever it asks), subscriptions and publishes are forwarded through
+ * the adapter with `serverSideEmit`, and the worker's answers travel back to the socket's ack.
+ */
+export function createForward(deps: CoreDeps): Core {
+  const { opts, events } = deps;
+  const node = nodeId();
+  const namespaces: Namespace[] = [];
+  const listeners: [Namespace, string, Listener][] = [];
+  /** QoS asked for filters whose room is about to be created. */
+  const wantedQos = new Map<string, QoS>();
+  let seq = 0;
+  let status: WorkerStatus | undefined;
+  let lastSeen = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  let resolveReady!: () => void;
+  let rejectReady!: (err: Error) => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    resolveReady = resolve;
+    rejectReady = reject;
+  });
+  ready.catch(() => undefined);
+
+  const report = (nsp: Namespace, op: RoomOp) => {
+    const message: RoomReport = { node, seq: ++seq, ops: [op] };
+    nsp.serverSideEmit(EVENTS.rooms, message);
+  };
+
+  const rooms: RoomTracker = new RoomTracker(opts, {
+    acquire: (filter, room, nsp) => report(nsp, ["+", room, filter, wantedQos.get(filter) ?? 0]),
+    release: (filter, room, nsp) => report(nsp, ["-", room, filter]),
+    join: (nsp, room, id) => {
+      const socket = nsp.sockets.get(id);
+      const filters = rooms.liveFilters(nsp, room);
+      if (!socket || !filters || !opts.retained) return;
+      const others: string[] = [];
+      for (const r of socket.rooms) {
+        if (r !== room) others.push(...(rooms.liveFilters(nsp, r) ?? []));
+      }
+      const request: ReplayRequest = { socket: id, filters: [...filters], others };
+      nsp.serverSideEmit(EVENTS.replay, request);
+    },
+  });
+
+  const alive = () => status !== undefined && Date.now() - lastSeen < opts.cluster.workerTimeoutMs;
+
+  function onStatus(s: WorkerStatus | null | undefined): void {
+    if (!s || typeof s.worker !== "string") return;
+    const wasUp = alive() && status!.connected;
+    if (status?.worker !== s.worker) debug("worker %s (connected: %s)", s.worker, s.connected);
+    status = s;
+    lastSeen = Date.now();
+    if (s.connected) resolveReady();
+    const isUp = s.connected;
+    if (isUp && !wasUp) {
+      deps.stats.connects++;
+      events.emit("connect");
+    } else if (!isUp && wasUp) {
+      deps.stats.disconnects++;
+      events.emit("offline");
+    }
+  }
+
+  function check(): void {
+    if (status && !alive()) {
+      debug("worker %s silent for %d ms", status.worker, Date.now() - lastSeen);
+      const wasConnected = status.connected;
+      status = undefined;
+      if (wasConnected) {
+        deps.stats.disconnects++;
+        events.emit("offline");
+      }
+    }
+    if (!status) ping();
+  }
+
+  /** Sends a request to the worker; resolves with its answer, or undefined when none came. */
+  function request<T>(event: string, data: unknown): Promise<T | undefined> {
+    const nsp = namespaces[0];
+    if (!nsp) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const giveUp = setTimeout(() => resolve(undefined), opts.ackTimeoutMs);
+      giveUp.unref(); // a request in flight must not keep a closing process alive
+      const done = (_err: unknown, responses: unknown[] | undefined) => {
+        clearTimeout(giveUp);
+        // every other node answers; only the worker answers with something
+        resolve(responses?.find((r) => r !== null && r !== undefined) as T | undefined);
+      };
+      if (data === undefined) nsp.serverSideEmit(event, done);
+      else nsp.serverSideEmit(event, data, done);
+    });
+  }
+
+  function ping(): void {
+    void request<WorkerStatus>(EVENTS.ping, undefined).then(onStatus);
+  }
+
+  function toError(ack: WireAck | undefined): MqttBridgeError | undefined {
+    if (!ack) {
+      return new MqttBridgeError("BROKER_UNAVAILABLE", "no bridge worker answered");
+    }
+    if (ack.ok) return undefined;
+    const e = ack.error;
+    return new MqttBridgeError(
+      e.code,
+      e.message,
+      e.reasonCode === undefined ? {} : { reasonCode: e.reasonCode },
+    );
+  }
+
+  const backend: Backend = {
+    get connected() {
+      return alive() && status!.connected;
+    },
+    get mqtt5() {
+      return status?.mqtt5 ?? false;
+    },
+    prepare(filter, qos) {
+      if (qos > 0) wantedQos.set(filter, qos);
+    },
+    async confirm(filter, qos) {
+      wantedQos.delete(filter);
+      const ack = await request<WireAck>(EVENTS.subscribe, { filter, qos });
+      const err = toError(ack);
+      if (err) throw err;
+      return (ack as { qos?: QoS }).qos ?? qos;
+    },
+    async publish(msg) {
+      if (!backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
+      const err = toError(await request<WireAck>(EVENTS.publish, toWire(msg)));
+      if (err) throw err;
+    },
+  };
+
+  function on(nsp: Namespace, event: string, fn: Listener): void {
+    nsp.on(event, fn);
+    listeners.push([nsp, event, fn]);
+  }
+
+  return {
+    backend,
+    rooms,
+    ready,
+    protocolVersion: () => status?.protocolVersion,
+    brokerSubscriptions: () => 0,
+    retainedCached: () => 0,
+    attach(nsp) {
+      if (closed) return;
+      namespaces.push(nsp);
+      rooms.attach(nsp);
+      on(nsp, EVENTS.heartbeat, (s: WorkerStatus) => onStatus(s));
+      on(nsp, EVENTS.sync, (ack: AckFn) => {
+        const snapshot: RoomSnapshot = {
+          node,
+          seq,
+          rooms: [...rooms.liveRooms(nsp)].map(([room, filters]) => [room, [...filters]]),
+        };
+        ack(snapshot);
+      });
+      // requests meant for the worker: every node answers, or the sender waits for a timeout
+      for (const event of [EVENTS.publish, EVENTS.subscribe]) {
+        on(nsp, event, (_data: unknown, ack: AckFn) => ack(null));
+      }
+      on(nsp, EVENTS.ping, (ack: AckFn) => ack(null));
+      if (!timer) {
+        timer = setInterval(check, opts.cluster.heartbeatMs);
+        timer.unref();
+        ping();
+      }
+    },
+    publish: (msg) => backend.publish(msg, false),
+    close() {
+      closed = true;
+      if (timer) clearInterval(timer);
+      for (const [nsp, event, fn] of listeners) nsp.off(event, fn);
+      // tell the worker at once rather than at its next sync
+      for (const nsp of namespaces) {
+        for (const [room, filters] of rooms.liveRooms(nsp)) {
+          for (const filter of filters) report(nsp, ["-", room, filter]);
+        }
+      }
+      rooms.close();
+      rejectReady(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge was closed"));
+      return Promise.resolve();
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import { randomBytes } from "node:crypto";
+import type { IPublishPacket } from "mqtt";
+import type { AckFailure, QoS } from "../protocol";
+import type { ValidPublish } from "../validate";
+
+/**
+ * The messages the bridges of a cluster exchange with `serverSideEmit` in the worker topology.
+ * Adapters may serialize them as JSON (the Redis adapter does), so binary travels as base64.
+ */
+export const EVENTS = {
+  /** node → worker: bridged rooms appeared or went (no ack). */
+  rooms: "mqtt-bridge:rooms",
+  /** worker → nodes: "tell me all your bridged rooms" (ack: {@link RoomSnapshot} or null). */
+  sync: "mqtt-bridge:sync",
+  /** node → worker: a publish (ack: {@link WireAck} from the worker, null from other nodes). */
+  publish: "mqtt-bridge:publish",
+  /** node → worker: wait for a filter's SUBACK (ack: {@link WireAck}, or null). */
+  subscribe: "mqtt-bridge:subscribe",
+  /** node → worker: send a joining socket its retained state (no ack). */
+  replay: "mqtt-bridge:replay",
+  /** node → worker: are you there (ack: {@link WorkerStatus}, or null). */
+  ping: "mqtt-bridge:ping",
+  /** worker → nodes: the worker's state, every heartbeat (no ack). */
+  heartbeat: "mqtt-bridge:heartbeat",
+} as const;
+
+/** A listener of cluster messages (Socket.IO types namespace listeners the same way). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Listener = (...args: any[]) => void;
+
+/** A random id for a node or worker. */
+export function nodeId(): string {
+  return randomBytes(6).toString("hex");
+}
+
+/** What the worker says of itself. */
+export interface WorkerStatus {
+  worker: string;
+  connected: boolean;
+  mqtt5: boolean;
+  protocolVersion?: number;
+}
+
+/** One change of a node's bridged rooms: add or remove `filter` for `room`. */
+export type RoomOp =
+  ["+", room: string, filter: string, qos: QoS] | ["-", room: string, filter: string];
+
+/** A batch of room changes; `seq` orders them against snapshots. */
+export interface RoomReport {
+  node: string;
+  seq: number;
+  ops: RoomOp[];
+}
+
+/** All bridged rooms of a node, as of its change number `seq`. */
+export interface RoomSnapshot {
+  node: string;
+  seq: number;
+  rooms: [room: string, filters: string[]][];
+}
+
+/** A retained-state request for a joining socket. */
+export interface ReplayRequest {
+  socket: string;
+  filters: string[];
+  others: string[];
+}
+
+/** A subscribe confirmation request. */
+export interface SubscribeRequestWire {
+  filter: string;
+  qos: QoS;
+}
+
+/** A worker's answer to a publish or subscribe request. */
+export type WireAck = { ok: true; qos?: QoS } | AckFailure;
+
+/** A publish as it travels between nodes. */
+export interface WirePublish {
+  topic: string;
+  payload: string;
+  qos: QoS;
+  retain: boolean;
+  properties?: Omit<NonNullable<IPublishPacket["properties"]>, "correlationData"> & {
+    correlationData?: string;
+  };
+}
+
+/** Encodes a validated publish for the wire. */
+export function toWire(msg: ValidPublish): WirePublish {
+  const wire: WirePublish = {
+    topic: msg.topic,
+    payload: msg.payload.toString("base64"),
+    qos: msg.qos,
+    retain: msg.retain,
+  };
+  if (msg.properties) {
+    const { correlationData, ...rest } = msg.properties;
+    wire.properties = { ...rest };
+    if (correlationData) wire.properties.correlationData = correlationData.toString("base64");
+  }
+  return wire;
+}
+
+/** Decodes a publish from the wire (sent by a bridge node, which validated it). */
+export function fromWire(wire: WirePublish): ValidPublish {
+  const payload = Buffer.from(wire.payload, "base64");
+  const msg: ValidPublish = {
+    topic: wire.topic,
+    payload,
+    qos: wire.qos,
+    retain: wire.retain,
+    request: { topic: wire.topic, payload, qos: wire.qos, retain: wire.retain },
+  };
+  if (wire.properties) {
+    const { correlationData, ...rest } = wire.properties;
+    msg.properties = { ...rest };
+    if (correlationData !== undefined) {
+      msg.properties.correlationData = Buffer.from(correlationData, "base64");
+    }
+  }
+  return msg;
+}

@@ -1,0 +1,58 @@
+import type { Namespace } from "socket.io";
+import type { ResolvedOptions } from "./options";
+import type { QoS } from "./protocol";
+import type { RoomTracker } from "./rooms";
+import type { BridgeStats } from "./stats";
+import type { ValidPublish } from "./validate";
+
+/**
+ * What the socket handlers need from the broker side, whatever the topology: the broker session
+ * of this process (embedded, worker) or the cluster's worker reached through the adapter (forward).
+ */
+export interface Backend {
+  /** True while publishes can reach the broker. */
+  readonly connected: boolean;
+  /** True when the broker connection speaks MQTT 5 (properties allowed). */
+  readonly mqtt5: boolean;
+  /** A socket is about to join the room of `filter` asking for `qos`. */
+  prepare(filter: string, qos: QoS): void;
+  /** Resolves with the granted QoS once the broker confirmed `filter`. */
+  confirm(filter: string, qos: QoS, timeoutMs: number): Promise<QoS>;
+  /** Publishes a validated message; `queue` lets it wait while the broker is offline. */
+  publish(msg: ValidPublish, queue: boolean): Promise<void>;
+}
+
+/** The bridge's events, emitted by the topologies. */
+export interface BridgeEventEmitter {
+  emit(event: "connect" | "offline" | "reconnect"): void;
+  emit(event: "error", err: Error): void;
+}
+
+/** What every topology gets from the bridge. */
+export interface CoreDeps {
+  opts: ResolvedOptions;
+  stats: BridgeStats;
+  events: BridgeEventEmitter;
+  /** Reports an operational error (emitted as `error`, or warned once). */
+  fail(err: Error): void;
+}
+
+/** One topology's implementation behind the public bridge object. */
+export interface Core {
+  backend: Backend;
+  /** Local bridged rooms (embedded and forward topologies). */
+  rooms: RoomTracker;
+  /** Resolves on the first broker connection (forward: the first worker answer). */
+  ready: Promise<void>;
+  /** The MQTT protocol version in use, once known. */
+  protocolVersion(): number | undefined;
+  /** Broker subscriptions confirmed by this process. */
+  brokerSubscriptions(): number;
+  /** Topics in this process's retained cache. */
+  retainedCached(): number;
+  /** Serves a namespace (adapter listeners, cluster messages). */
+  attach(nsp: Namespace): void;
+  /** Publishes from the server (not authorized). */
+  publish(msg: ValidPublish, queue: boolean): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,141 @@
+import type { Namespace } from "socket.io";
+import { createDecoder } from "./codec";
+import type { Backend, Core, CoreDeps } from "./core";
+import { MqttBridgeError } from "./errors";
+import { RoomTracker } from "./rooms";
+import type { Broadcast } from "./router";
+import { Router } from "./router";
+import { Session } from "./session";
+import { SubscriptionTable } from "./subscriptions";
+
+/** The embedded core, with the parts the worker topology builds on. */
+export interface EmbeddedCore extends Core {
+  session: Session;
+  table: SubscriptionTable;
+  router: Router;
+  /** The namespaces whose rooms the router emits to. */
+  namespaces: Set<Namespace>;
+}
+
+/**
+ * The broker session of this process, its subscription table and router. With `scope: "local"`
+ * (the embedded topology) each node has its own broker subscriptions for its own sockets, so
+ * messages go to local sockets only (`nsp.local`): a cluster-wide emit from every node would reach
+ * remote sockets once per node. With `scope: "cluster"` (the worker) the one bridge of the cluster
+ * emits through the adapter.
+ */
+export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): EmbeddedCore {
+  const { opts, stats, events } = deps;
+  const session = new Session(opts);
+  const namespaces = new Set<Namespace>();
+
+  const table: SubscriptionTable = new SubscriptionTable(session, {
+    onRefused: (entry) => {
+      // a refused SUBACK leaves no socket in the filter's own room
+      const room = rooms.room(entry.filter);
+      for (const nsp of namespaces) {
+        if (scope === "cluster") nsp.in(room).socketsLeave(room);
+        else nsp.local.in(room).socketsLeave(room);
+      }
+      deps.fail(entry.error ?? new MqttBridgeError("BROKER_REJECTED"));
+    },
+    onRemoved: () => router.prune(),
+  });
+
+  const rooms = new RoomTracker(opts, {
+    acquire: (filter, room) => table.acquire(filter, room),
+    release: (filter, room) => table.release(filter, room),
+    join: (nsp, room, id) => {
+      const socket = nsp.sockets.get(id);
+      const filters = rooms.liveFilters(nsp, room);
+      if (!socket || !filters) return;
+      const others: string[] = [];
+      for (const r of socket.rooms) {
+        if (r !== room) others.push(...(rooms.liveFilters(nsp, r) ?? []));
+      }
+      router.replay(filters, others, (m) => socket.emit(opts.events.message, m));
+    },
+  });
+
+  const broadcast: Broadcast = (targets, except, message) => {
+    for (const nsp of namespaces) {
+      let op = scope === "cluster" ? nsp.to(targets) : nsp.local.to(targets);
+      if (except !== undefined) op = op.except(except);
+      op.emit(opts.events.message, message);
+    }
+  };
+  const router: Router = new Router(
+    opts,
+    session,
+    table,
+    stats,
+    createDecoder(opts.decode),
+    broadcast,
+  );
+
+  let resolveReady!: () => void;
+  let rejectReady!: (err: Error) => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    resolveReady = resolve;
+    rejectReady = reject;
+  });
+  ready.catch(() => undefined); // nobody awaiting `ready` must not crash the process
+
+  let up = false;
+  session.on("connect", () => {
+    up = true;
+    stats.connects++;
+    table.resubscribeAll();
+    resolveReady();
+    events.emit("connect");
+  });
+  session.on("offline", () => {
+    if (up) stats.disconnects++; // a refused first attempt (e.g. MQTT 5 to aedes) is not a loss
+    up = false;
+    table.disconnected();
+    events.emit("offline");
+  });
+  session.on("reconnect", () => events.emit("reconnect"));
+  session.on("error", (err) => deps.fail(err));
+  session.on("message", (topic, payload, packet) => router.handle(topic, payload, packet));
+
+  const backend: Backend = {
+    get connected() {
+      return session.connected;
+    },
+    get mqtt5() {
+      return session.mqtt5;
+    },
+    prepare: (filter, qos) => table.upgrade(filter, qos),
+    confirm: (filter, qos, timeoutMs) => {
+      table.upgrade(filter, qos);
+      return table.whenSubscribed(filter, timeoutMs);
+    },
+    publish: (msg, queue) => session.publish(msg.topic, msg.payload, msg, queue),
+  };
+
+  return {
+    session,
+    table,
+    router,
+    namespaces,
+    backend,
+    rooms,
+    ready,
+    protocolVersion: () =>
+      stats.connects > 0 ? session.client.options.protocolVersion : undefined,
+    brokerSubscriptions: () => table.subscriptions,
+    retainedCached: () => router.retained.size,
+    attach(nsp) {
+      namespaces.add(nsp);
+      rooms.attach(nsp);
+    },
+    publish: (msg, queue) => backend.publish(msg, queue),
+    async close() {
+      rooms.close();
+      await table.close();
+      await session.close();
+      rejectReady(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge was closed"));
+    },
+  };
+}
