@@ -1,0 +1,285 @@
+/**
+ * The worker topology: one `socket.io-mqtt-bridge worker` process holds the only broker
+ * connection; web nodes run `mqttBridge({ topology: "forward" })` and reach it through the Redis
+ * adapter. Glossary: "worker" = the CLI process; "web node" = a Socket.IO server of the test
+ * process with a forward bridge and its own Redis clients; "client" = a socket.io-client;
+ * "device" = a plain MQTT.js client.
+ */
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join, resolve } from "node:path";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { expect } from "chai";
+import { Redis } from "ioredis";
+import mqtt from "mqtt";
+import type { MqttClient } from "mqtt";
+import { Server } from "socket.io";
+import type { Socket as ClientSocket } from "socket.io-client";
+import { io as ioc } from "socket.io-client";
+import type { MqttBridge } from "../../lib";
+import { mqttBridge } from "../../lib";
+import type { ManagedChild } from "../support/child";
+import { LogRing, spawnManaged } from "../support/child";
+import { collect, request } from "../support/harness";
+import type { MosquittoHandle } from "../support/mosquitto";
+import { startMosquitto } from "../support/mosquitto";
+import type { RedisHandle } from "../support/redis";
+import { startRedis } from "../support/redis";
+import { tmpDirSync, waitFor, withTimeout } from "../support/util";
+
+const ROOT = resolve(__dirname, "../..");
+const TIMING = { heartbeatMs: 200, workerTimeoutMs: 900, syncIntervalMs: 1000 };
+
+interface WebNode {
+  io: Server;
+  url: string;
+  bridge: MqttBridge;
+  close(): Promise<void>;
+}
+
+describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", function () {
+  this.timeout(20_000);
+  let redis: RedisHandle;
+  let broker: MosquittoHandle;
+  let configFile: string;
+  let key: string;
+  let worker: ManagedChild | undefined;
+  let workerLog: LogRing;
+  const nodes: WebNode[] = [];
+  const clients: ClientSocket[] = [];
+  const devices: MqttClient[] = [];
+
+  before(async () => {
+    [redis, broker] = await Promise.all([startRedis(), startMosquitto()]);
+    configFile = join(tmpDirSync("worker-config"), "bridge.config.js");
+    writeFileSync(
+      configFile,
+      `module.exports = ${JSON.stringify({ cluster: TIMING, ackTimeoutMs: 3000 })};\n`,
+    );
+  });
+  after(async () => {
+    await Promise.all([redis.stop(), broker.stop()]);
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.disconnect();
+    await Promise.all(devices.splice(0).map((d) => d.endAsync(true)));
+    await Promise.all(nodes.splice(0).map((n) => n.close()));
+    await worker?.stop(3000);
+    worker = undefined;
+  });
+
+  async function startWorker(extra: string[] = []): Promise<ManagedChild> {
+    workerLog = new LogRing(200);
+    let ready!: () => void;
+    const serving = new Promise<void>((r) => (ready = r));
+    const child = spawnManaged(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "lib/cli.ts",
+        "worker",
+        "--mqtt",
+        broker.url,
+        "--redis",
+        redis.url,
+        "--key",
+        key,
+        "--config",
+        configFile,
+        ...extra,
+      ],
+      { cwd: ROOT, ring: workerLog, onOutput: (s) => s.includes("connected to") && ready() },
+    );
+    await withTimeout(serving, 10_000, "worker connected");
+    return child;
+  }
+
+  async function startNode(
+    allow = { subscribe: ["#"], publish: ["#"], retain: ["#"] },
+  ): Promise<WebNode> {
+    const pub = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    const sub = pub.duplicate();
+    for (const c of [pub, sub]) c.on("error", () => undefined);
+    const http = createServer();
+    const io = new Server(http, {
+      adapter: createAdapter(pub, sub, { key, requestsTimeout: 2000 }),
+    });
+    const bridge = mqttBridge({ topology: "forward", allow, cluster: TIMING, ackTimeoutMs: 3000 });
+    bridge.on("error", () => undefined);
+    io.use(bridge);
+    await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
+    bridge.attach(io);
+    const node: WebNode = {
+      io,
+      bridge,
+      url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
+      async close() {
+        await bridge.close();
+        await io.close();
+        pub.disconnect();
+        sub.disconnect();
+      },
+    };
+    nodes.push(node);
+    return node;
+  }
+
+  async function client(node: WebNode): Promise<ClientSocket> {
+    const socket = ioc(node.url, { transports: ["websocket"], forceNew: true });
+    clients.push(socket);
+    await withTimeout(
+      new Promise<void>((r) => socket.once("connect", () => r())),
+      5000,
+      "client connected",
+    );
+    return socket;
+  }
+
+  async function device(): Promise<MqttClient> {
+    const d = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    devices.push(d);
+    return d;
+  }
+
+  let n = 0;
+  beforeEach(() => {
+    key = `wk${process.pid}x${++n}`;
+  });
+
+  it("serves web nodes: subscriptions, exactly-once delivery across nodes, publishes with acks", async () => {
+    worker = await startWorker();
+    const [a, b] = [await startNode(), await startNode()];
+    await withTimeout(Promise.all([a.bridge.ready, b.bridge.ready]), 5000, "web nodes ready");
+    expect(a.bridge.connected).to.equal(true);
+    expect(a.bridge.stats().protocolVersion).to.equal(5);
+    const [ca, cb, cb2] = [await client(a), await client(b), await client(b)];
+    const boxes = [collect(ca), collect(cb), collect(cb2)];
+    expect(await request(ca, "mqtt.subscribe", "w/#")).to.deep.include({
+      ok: true,
+      room: "mqtt:w/#",
+    });
+    expect((await request(cb, "mqtt.subscribe", "w/+")).ok).to.equal(true);
+    expect((await request(cb, "mqtt.subscribe", "w/x")).ok).to.equal(true); // overlaps on one socket
+    expect((await request(cb2, "mqtt.subscribe", "w/x")).ok).to.equal(true);
+    const d = await device();
+    for (let i = 0; i < 30; i++) d.publish("w/x", String(i), { qos: 1 });
+    await d.publishAsync("w/x", "end", { qos: 1 });
+    const expected = [...Array.from({ length: 30 }, (_, i) => i), "end"];
+    await waitFor(() => boxes.every((box) => box.messages.length >= expected.length));
+    for (const box of boxes) expect(box.messages.map((m) => m.payload)).to.deep.equal(expected);
+    // publish from a socket on node b reaches the device, acked after the broker's PUBACK
+    await d.subscribeAsync("up/#", { qos: 1 });
+    const got = new Promise<string>((r) =>
+      d.on("message", (t, p) => t === "up/1" && r(p.toString())),
+    );
+    expect(
+      await request(cb, "mqtt.publish", { topic: "up/1", payload: "from b", qos: 1 }),
+    ).to.deep.equal({
+      ok: true,
+    });
+    expect(await got).to.equal("from b");
+  });
+
+  it("authorizes on the web node and carries the worker's refusals back to the socket", async () => {
+    worker = await startWorker();
+    const a = await startNode({
+      subscribe: ["open/#"],
+      publish: ["open/#", "closed/#"],
+      retain: [],
+    });
+    await a.bridge.ready;
+    const c = await client(a);
+    expect((await request(c, "mqtt.subscribe", "secret/x")).error!.code).to.equal("FORBIDDEN");
+    expect(
+      (await request(c, "mqtt.publish", { topic: "secret/x", payload: 1 })).error!.code,
+    ).to.equal("FORBIDDEN");
+    expect(
+      (await request(c, "mqtt.publish", { topic: "open/x", payload: 1, qos: 3 })).error!.code,
+    ).to.equal("INVALID_ARGUMENT");
+  });
+
+  it("replays retained state to a joining socket on any node, once", async () => {
+    worker = await startWorker();
+    const [a, b] = [await startNode(), await startNode()];
+    await Promise.all([a.bridge.ready, b.bridge.ready]);
+    const d = await device();
+    await d.publishAsync("state/1", "on", { qos: 1, retain: true });
+    const ca = await client(a);
+    const boxA = collect(ca);
+    await request(ca, "mqtt.subscribe", "state/#");
+    await waitFor(() => boxA.messages.length === 1);
+    const cb = await client(b);
+    const boxB = collect(cb);
+    await request(cb, "mqtt.subscribe", "state/#");
+    await waitFor(() => boxB.messages.length === 1);
+    expect(boxB.messages[0]).to.deep.include({ topic: "state/1", payload: "on", retain: true });
+    await d.publishAsync("state/barrier", "b", { qos: 1 });
+    await waitFor(() => boxA.messages.length === 2 && boxB.messages.length === 2);
+    expect(boxA.messages.map((m) => m.payload)).to.deep.equal(["on", "b"]);
+    await d.publishAsync("state/1", "", { qos: 1, retain: true });
+  });
+
+  it("survives a worker SIGKILL: refuses while none is up, a new worker restores everything", async () => {
+    worker = await startWorker();
+    const [a, b] = [await startNode(), await startNode()];
+    await Promise.all([a.bridge.ready, b.bridge.ready]);
+    const [ca, cb] = [await client(a), await client(b)];
+    const [boxA, boxB] = [collect(ca), collect(cb)];
+    await request(ca, "mqtt.subscribe", "f/x");
+    await request(cb, "mqtt.subscribe", "f/#");
+    const d = await device();
+    await d.publishAsync("f/x", "before", { qos: 1 });
+    await waitFor(() => boxA.messages.length === 1 && boxB.messages.length === 1);
+
+    const offline = new Promise<void>((r) => a.bridge.once("offline", () => r()));
+    const killedAt = Date.now();
+    await worker.kill("SIGKILL");
+    await withTimeout(offline, 5000, "web node notices the worker is gone");
+    const noticedMs = Date.now() - killedAt;
+    const refused = await request(ca, "mqtt.publish", { topic: "f/y", payload: 1, qos: 1 });
+    expect(refused.error!.code).to.equal("BROKER_UNAVAILABLE");
+
+    const startedAt = Date.now();
+    worker = await startWorker();
+    const back = new Promise<void>((r) => a.bridge.once("connect", () => r()));
+    await withTimeout(back, 5000, "web node sees the new worker");
+    // the new worker rebuilt the rooms from the nodes: messages flow without any client reconnecting
+    let delivered = 0;
+    await waitFor(
+      async () => {
+        await d.publishAsync("f/x", `after-${++delivered}`, { qos: 1 });
+        return boxA.messages.length > 1 && boxB.messages.length > 1;
+      },
+      { timeoutMs: 8000, intervalMs: 100 },
+    );
+    const failoverMs = Date.now() - startedAt;
+    if (process.env.CLUSTER_REPORT) {
+      console.log(
+        `      worker gone noticed after ${noticedMs} ms; new worker serving after ${failoverMs} ms`,
+      );
+    }
+    expect(ca.connected && cb.connected).to.equal(true);
+    expect((await request(cb, "mqtt.publish", { topic: "f/z", payload: 1, qos: 1 })).ok).to.equal(
+      true,
+    );
+  });
+
+  it("documents its flags in --help and stops cleanly on SIGTERM", async () => {
+    const ring = new LogRing(50);
+    const help = spawnManaged(process.execPath, ["--import", "tsx", "lib/cli.ts", "--help"], {
+      cwd: ROOT,
+      ring,
+    });
+    const info = await withTimeout(help.exited, 10_000, "--help exits");
+    expect(info.code).to.equal(0);
+    for (const flag of ["--mqtt", "--redis", "--namespace", "--config", "MQTT_URL", "REDIS_URL"]) {
+      expect(ring.toString()).to.include(flag);
+    }
+    worker = await startWorker();
+    await worker.kill("SIGTERM", 5000);
+    expect((await worker.exited).code).to.equal(0);
+    worker = undefined;
+  });
+});
