@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { Server } from "socket.io";
 import { mqttBridge } from "./bridge";
+import { WorkerLock } from "./cluster/lock";
 import type { MqttBridgeOptions } from "./options";
 
 const HELP = `Usage: socket.io-mqtt-bridge worker [options]
@@ -24,6 +25,8 @@ Options (each also read from the environment variable in brackets):
   --key KEY          the Redis adapter's key prefix                   [BRIDGE_REDIS_KEY] (default socket.io)
   --config FILE      a module exporting more mqttBridge options        [BRIDGE_CONFIG]
                      (decode, retained, limits, reconnect, ...; not allow: web nodes authorize)
+  --lock-ttl MS      workers share a lock in Redis: one serves, others wait as standbys and
+                     take over within MS after it dies                [BRIDGE_LOCK_TTL] (default 5000)
   -h, --help         show this help
 
 Stops cleanly on SIGINT and SIGTERM.`;
@@ -34,6 +37,7 @@ export interface WorkerArgs {
   redis: string;
   namespaces: string[];
   key: string;
+  lockTtlMs: number;
   config?: string;
 }
 
@@ -48,6 +52,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerA
       namespace: { type: "string" },
       key: { type: "string" },
       config: { type: "string" },
+      "lock-ttl": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -66,11 +71,16 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerA
   if (namespaces.some((n) => !n.startsWith("/"))) {
     throw new Error(`--namespace must start with "/", got "${namespaces.join(",")}"`);
   }
+  const ttl = Number(values["lock-ttl"] ?? env.BRIDGE_LOCK_TTL ?? 5000);
+  if (!Number.isInteger(ttl) || ttl < 100) {
+    throw new Error("--lock-ttl must be an integer number of milliseconds >= 100");
+  }
   const args: WorkerArgs = {
     mqtt,
     redis,
     namespaces,
     key: values.key ?? env.BRIDGE_REDIS_KEY ?? "socket.io",
+    lockTtlMs: ttl,
   };
   const config = values.config ?? env.BRIDGE_CONFIG;
   if (config) args.config = config;
@@ -84,8 +94,12 @@ async function loadConfig(file: string): Promise<MqttBridgeOptions> {
   return mod.default ?? mod;
 }
 
-/** Starts the worker; resolves with a stop function once it serves. */
-export async function startWorker(args: WorkerArgs): Promise<() => Promise<void>> {
+/**
+ * Runs the worker: waits for the worker lock (as a standby while another worker holds it), then
+ * serves until `stop()`. Losing the lock (Redis unreachable longer than its expiry) stops the bridge
+ * and exits with code 3, so two workers never serve at once.
+ */
+export async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> }> {
   const config = args.config ? await loadConfig(args.config) : {};
   // optional peer dependencies, only needed by the worker command
   const { createAdapter } = await import("@socket.io/redis-adapter");
@@ -95,19 +109,70 @@ export async function startWorker(args: WorkerArgs): Promise<() => Promise<void>
   for (const client of [pub, sub]) {
     client.on("error", (err: Error) => console.error(`redis: ${err.message}`));
   }
-  const io = new Server({ adapter: createAdapter(pub, sub, { key: args.key }) });
-  const bridge = mqttBridge({ ...config, mqtt: args.mqtt, topology: "worker" });
-  bridge.on("error", (err) => console.error(`mqtt: ${err.message}`));
-  bridge.on("connect", () => console.log(`connected to ${args.mqtt}`));
-  bridge.on("offline", () => console.log("broker offline, reconnecting"));
-  for (const ns of args.namespaces) bridge.attach(io.of(ns));
-  console.log(`bridge worker serving ${args.namespaces.join(", ")} through ${args.redis}`);
-  return async () => {
-    await bridge.close();
-    // io.close() needs an attached HTTP server; the worker has none, so close the adapters
-    for (const ns of args.namespaces) await io.of(ns).adapter.close();
-    pub.disconnect();
-    sub.disconnect();
+  const lock = new WorkerLock(pub, `${args.key}#mqtt-bridge#worker`, args.lockTtlMs);
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let serving: { close(): Promise<void> } | undefined;
+
+  const serve = () => {
+    const io = new Server({ adapter: createAdapter(pub, sub, { key: args.key }) });
+    const bridge = mqttBridge({ ...config, mqtt: args.mqtt, topology: "worker" });
+    bridge.on("error", (err) => console.error(`mqtt: ${err.message}`));
+    bridge.on("connect", () => console.log(`connected to ${args.mqtt}`));
+    bridge.on("offline", () => console.log("broker offline, reconnecting"));
+    for (const ns of args.namespaces) bridge.attach(io.of(ns));
+    console.log(`bridge worker serving ${args.namespaces.join(", ")} through ${args.redis}`);
+    return {
+      async close() {
+        await bridge.close();
+        // io.close() needs an attached HTTP server; the worker has none, so close the adapters
+        for (const ns of args.namespaces) await io.of(ns).adapter.close();
+      },
+    };
+  };
+
+  const every = Math.max(50, Math.floor(args.lockTtlMs / 3));
+  let lastRenewed = Date.now();
+  const tick = async () => {
+    if (stopped) return;
+    try {
+      if (!serving) {
+        if (await lock.tryAcquire()) {
+          lastRenewed = Date.now();
+          serving = serve();
+        }
+      } else if (await lock.renew()) {
+        lastRenewed = Date.now();
+      } else {
+        throw new Error("the worker lock was taken by another worker");
+      }
+    } catch (err) {
+      if (serving && Date.now() - lastRenewed >= args.lockTtlMs) {
+        console.error(`error: lost the worker lock (${(err as Error).message}); stopping`);
+        await serving.close();
+        process.exit(3);
+      }
+    }
+    if (!stopped) timer = setTimeout(() => void tick(), every);
+  };
+  if (!(await lock.tryAcquire().catch(() => false))) {
+    console.log("standby: another worker holds the lock; waiting to take over");
+  } else {
+    serving = serve();
+  }
+  timer = setTimeout(() => void tick(), every);
+
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      if (serving) {
+        await serving.close();
+        await lock.release().catch(() => undefined);
+      }
+      pub.disconnect();
+      sub.disconnect();
+    },
   };
 }
 
@@ -124,7 +189,7 @@ async function main(): Promise<void> {
     console.log(HELP);
     return;
   }
-  const stop = await startWorker(args);
+  const { stop } = await runWorker(args);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

@@ -69,7 +69,7 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
     worker = undefined;
   });
 
-  async function startWorker(extra: string[] = []): Promise<ManagedChild> {
+  async function startWorker(extra: string[] = [], until = "connected to"): Promise<ManagedChild> {
     workerLog = new LogRing(200);
     let ready!: () => void;
     const serving = new Promise<void>((r) => (ready = r));
@@ -90,9 +90,9 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
         configFile,
         ...extra,
       ],
-      { cwd: ROOT, ring: workerLog, onOutput: (s) => s.includes("connected to") && ready() },
+      { cwd: ROOT, ring: workerLog, onOutput: (s) => s.includes(until) && ready() },
     );
-    await withTimeout(serving, 10_000, "worker connected");
+    await withTimeout(serving, 10_000, `worker printed "${until}"`);
     return child;
   }
 
@@ -222,7 +222,7 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
   });
 
   it("survives a worker SIGKILL: refuses while none is up, a new worker restores everything", async () => {
-    worker = await startWorker();
+    worker = await startWorker(["--lock-ttl", "500"]);
     const [a, b] = [await startNode(), await startNode()];
     await Promise.all([a.bridge.ready, b.bridge.ready]);
     const [ca, cb] = [await client(a), await client(b)];
@@ -242,8 +242,8 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
     expect(refused.error!.code).to.equal("BROKER_UNAVAILABLE");
 
     const startedAt = Date.now();
-    worker = await startWorker();
     const back = new Promise<void>((r) => a.bridge.once("connect", () => r()));
+    worker = await startWorker(["--lock-ttl", "500"]);
     await withTimeout(back, 5000, "web node sees the new worker");
     // the new worker rebuilt the rooms from the nodes: messages flow without any client reconnecting
     let delivered = 0;
@@ -264,6 +264,47 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
     expect((await request(cb, "mqtt.publish", { topic: "f/z", payload: 1, qos: 1 })).ok).to.equal(
       true,
     );
+  });
+
+  it("fails over to a standby worker that holds the lock next, within seconds", async () => {
+    worker = await startWorker(["--lock-ttl", "1000"]);
+    const standby = await startWorker(["--lock-ttl", "1000"], "standby");
+    try {
+      const a = await startNode();
+      await a.bridge.ready;
+      const ca = await client(a);
+      const box = collect(ca);
+      await request(ca, "mqtt.subscribe", "s/x");
+      const d = await device();
+      await d.publishAsync("s/x", "one", { qos: 1 });
+      await waitFor(() => box.messages.length === 1);
+      const killedAt = Date.now();
+      await worker.kill("SIGKILL");
+      await withTimeout(
+        new Promise<void>((r) => a.bridge.once("offline", () => r())),
+        5000,
+        "offline",
+      );
+      await withTimeout(
+        new Promise<void>((r) => a.bridge.once("connect", () => r())),
+        8000,
+        "the standby took over",
+      );
+      let i = 0;
+      await waitFor(
+        async () => {
+          await d.publishAsync("s/x", `again-${++i}`, { qos: 1 });
+          return box.messages.length > 1;
+        },
+        { timeoutMs: 8000, intervalMs: 100 },
+      );
+      if (process.env.CLUSTER_REPORT) {
+        console.log(`      standby serving ${Date.now() - killedAt} ms after the worker's SIGKILL`);
+      }
+      expect(ca.connected).to.equal(true);
+    } finally {
+      await standby.stop(3000);
+    }
   });
 
   it("documents its flags in --help and stops cleanly on SIGTERM", async () => {
