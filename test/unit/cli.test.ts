@@ -1,0 +1,55 @@
+import { expect } from "chai";
+import { parseWorkerArgs } from "../../lib/cli";
+
+describe("worker command line", () => {
+  const env = {};
+
+  it("reads flags, with defaults", () => {
+    expect(
+      parseWorkerArgs(["worker", "--mqtt", "mqtt://b:1883", "--redis", "redis://r:6379"], env),
+    ).to.deep.equal({
+      mqtt: "mqtt://b:1883",
+      redis: "redis://r:6379",
+      namespaces: ["/"],
+      key: "socket.io",
+      lockTtlMs: 5000,
+    });
+  });
+
+  it("reads the environment, and flags win over it", () => {
+    const args = parseWorkerArgs(["worker", "--redis", "redis://flag"], {
+      MQTT_URL: "mqtt://env",
+      REDIS_URL: "redis://env",
+      BRIDGE_NAMESPACE: "/a, /b",
+      BRIDGE_REDIS_KEY: "k",
+      BRIDGE_CONFIG: "c.js",
+      BRIDGE_LOCK_TTL: "1500",
+    });
+    expect(args).to.deep.equal({
+      mqtt: "mqtt://env",
+      redis: "redis://flag",
+      namespaces: ["/a", "/b"],
+      key: "k",
+      lockTtlMs: 1500,
+      config: "c.js",
+    });
+  });
+
+  it("asks for help without a command or with -h", () => {
+    expect(parseWorkerArgs([], env)).to.equal("help");
+    expect(parseWorkerArgs(["worker", "-h"], env)).to.equal("help");
+  });
+
+  for (const [argv, message] of [
+    [["worker"], /--mqtt/],
+    [["worker", "--mqtt", "mqtt://x"], /--redis/],
+    [["serve"], /unknown command/],
+    [["worker", "--mqtt", "m", "--redis", "r", "--namespace", "chat"], /namespace/],
+    [["worker", "--mqtt", "m", "--redis", "r", "--lock-ttl", "10"], /lock-ttl/],
+    [["worker", "--nope"], /nope/],
+  ] as const) {
+    it(`refuses ${argv.join(" ")} with a one-line message`, () => {
+      expect(() => parseWorkerArgs([...argv], env)).to.throw(Error, message);
+    });
+  }
+});
