@@ -115,5 +115,8 @@ describe("published package", function () {
     const cjs = await run(process.execPath, ["cjs.cjs"], app, 30_000);
     expect(esm.trim(), "import").to.equal("function function");
     expect(cjs.trim(), "require").to.equal("function function");
+    // the worker command is installed as a bin
+    const help = await run("npx", ["--no-install", "socket.io-mqtt-bridge", "--help"], app, 30_000);
+    expect(help).to.include("socket.io-mqtt-bridge worker");
   });
 });
