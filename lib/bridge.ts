@@ -190,6 +190,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
     stats(): BridgeStats {
       stats.connected = !closed && core.backend.connected;
       stats.protocolVersion = core.protocolVersion();
+      stats.clientId = core.clientId();
       stats.brokerSubscriptions = core.brokerSubscriptions();
       stats.rooms = core.rooms.rooms;
       stats.retained.cached = core.retainedCached();

@@ -46,6 +46,8 @@ export interface Core {
   ready: Promise<void>;
   /** The MQTT protocol version in use, once known. */
   protocolVersion(): number | undefined;
+  /** The MQTT client id of this process's broker connection, if it has one. */
+  clientId(): string | undefined;
   /** Broker subscriptions confirmed by this process. */
   brokerSubscriptions(): number;
   /** Topics in this process's retained cache. */

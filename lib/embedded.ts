@@ -124,6 +124,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     ready,
     protocolVersion: () =>
       stats.connects > 0 ? session.client.options.protocolVersion : undefined,
+    clientId: () => session.client.options.clientId,
     brokerSubscriptions: () => table.subscriptions,
     retainedCached: () => router.retained.size,
     attach(nsp) {

@@ -6,6 +6,8 @@ export interface BridgeStats {
   connected: boolean;
   /** MQTT protocol version in use (5 or 4 = 3.1.1), once connected. */
   protocolVersion: number | undefined;
+  /** The MQTT client id of this process's broker connection (none on a forward node). */
+  clientId: string | undefined;
   /** Successful broker connections, the first included. */
   connects: number;
   /** Times the broker connection went offline. */
@@ -63,6 +65,7 @@ export function createStats(): BridgeStats {
   return {
     connected: false,
     protocolVersion: undefined,
+    clientId: undefined,
     connects: 0,
     disconnects: 0,
     brokerSubscriptions: 0,

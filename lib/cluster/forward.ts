@@ -167,6 +167,7 @@ export function createForward(deps: CoreDeps): Core {
     rooms,
     ready,
     protocolVersion: () => status?.protocolVersion,
+    clientId: () => undefined,
     brokerSubscriptions: () => 0,
     retainedCached: () => 0,
     attach(nsp) {
