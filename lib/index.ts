@@ -5,9 +5,15 @@
 export { mqttBridge } from "./bridge";
 export type { BridgeEvents, MqttBridge, PublishOptions } from "./bridge";
 export { MqttBridgeError } from "./errors";
-export { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_LIMITS, DEFAULT_RECONNECT } from "./options";
+export {
+  DEFAULT_ACK_TIMEOUT_MS,
+  DEFAULT_CLUSTER,
+  DEFAULT_LIMITS,
+  DEFAULT_RECONNECT,
+} from "./options";
 export type {
   AllowOptions,
+  ClusterOptions,
   Decoder,
   Limits,
   MqttBridgeOptions,
@@ -15,6 +21,7 @@ export type {
   PublishRule,
   ReconnectOptions,
   SubscribeRule,
+  Topology,
 } from "./options";
 export { DEFAULT_EVENTS, ERROR_CODES } from "./protocol";
 export type {
