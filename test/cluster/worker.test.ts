@@ -236,7 +236,7 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
     const offline = new Promise<void>((r) => a.bridge.once("offline", () => r()));
     const killedAt = Date.now();
     await worker.kill("SIGKILL");
-    await withTimeout(offline, 5000, "web node notices the worker is gone");
+    await withTimeout(offline, 8000, "web node notices the worker is gone");
     const noticedMs = Date.now() - killedAt;
     const refused = await request(ca, "mqtt.publish", { topic: "f/y", payload: 1, qos: 1 });
     expect(refused.error!.code).to.equal("BROKER_UNAVAILABLE");
@@ -244,7 +244,7 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
     const startedAt = Date.now();
     const back = new Promise<void>((r) => a.bridge.once("connect", () => r()));
     worker = await startWorker(["--lock-ttl", "500"]);
-    await withTimeout(back, 5000, "web node sees the new worker");
+    await withTimeout(back, 8000, "web node sees the new worker");
     // the new worker rebuilt the rooms from the nodes: messages flow without any client reconnecting
     let delivered = 0;
     await waitFor(
@@ -280,16 +280,8 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
       await waitFor(() => box.messages.length === 1);
       const killedAt = Date.now();
       await worker.kill("SIGKILL");
-      await withTimeout(
-        new Promise<void>((r) => a.bridge.once("offline", () => r())),
-        5000,
-        "offline",
-      );
-      await withTimeout(
-        new Promise<void>((r) => a.bridge.once("connect", () => r())),
-        8000,
-        "the standby took over",
-      );
+      // the web node may notice the worker is gone (offline, then connect) or, when the standby is
+      // quicker than cluster.workerTimeoutMs, just see a new worker: delivery resuming is the proof
       let i = 0;
       await waitFor(
         async () => {
