@@ -83,6 +83,8 @@ async function main(): Promise<void> {
     log("bridge error:", err.message);
   });
   io.use(bridge);
+  // serve the namespace now: a socket recovered onto this fresh node skips io.use middlewares
+  bridge.attach(io);
 
   const handle = async (req: NodeRequest): Promise<unknown> => {
     switch (req.cmd) {

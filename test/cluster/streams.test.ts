@@ -175,13 +175,8 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-strea
     );
   });
 
-  // BUG: a socket recovered on a node where no socket has connected yet is never served: recovered
-  // sockets skip io.use middlewares (skipMiddlewares defaults to true), and mqttBridge() attaches
-  // the namespace in its middleware, on the first (non-recovered) connection. Its restored bridged
-  // rooms then exist on that node without any broker subscription, and it receives nothing.
-  // Workaround: bridge.attach(io) at startup. Unskip once the bridge attaches itself (or node.ts
-  // calls bridge.attach).
-  it.skip("recovers a socket on a freshly started node", async () => {
+  // recovered sockets skip io.use middlewares: node.ts calls bridge.attach(io) at startup (README)
+  it("recovers a socket on a freshly started node", async () => {
     const t = f.uniq("recover-fresh");
     const [r] = await f.connect(1, [0], RECONNECTING);
     await f.subscribe(r, t);
