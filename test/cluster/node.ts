@@ -12,7 +12,9 @@
  *   (@socket.io/redis-streams-adapter);
  * - ADAPTER_KEY: the channel key / stream name (nodes sharing it form one cluster);
  * - PORT: the HTTP port on 127.0.0.1 (default 0: ephemeral);
- * - RECOVERY=1: Socket.IO connection state recovery on (needs the streams adapter).
+ * - RECOVERY=1: Socket.IO connection state recovery on (needs the streams adapter);
+ * - TOPOLOGY=forward: a web node of the worker topology (no broker of its own; MQTT_URL unused),
+ *   with CLUSTER_TIMING (JSON) as the bridge's `cluster` option.
  *
  * It reports `{ type: "ready", port }` over IPC once listening and connected to the broker, then
  * answers `{ id, cmd, ...args }` requests from test/support/cluster.ts with
@@ -42,6 +44,8 @@ const ADAPTER_NAME = arg("adapter") ?? process.env.ADAPTER ?? "redis";
 const ADAPTER_KEY = arg("key") ?? process.env.ADAPTER_KEY ?? "sio-cluster-test";
 const PORT = Number(arg("port") ?? process.env.PORT ?? 0);
 const RECOVERY = arg("recovery") !== undefined || process.env.RECOVERY === "1";
+const FORWARD = process.env.TOPOLOGY === "forward";
+const CLUSTER_TIMING = JSON.parse(process.env.CLUSTER_TIMING ?? "{}") as Record<string, number>;
 
 function log(...parts: unknown[]): void {
   process.stderr.write(`[node ${process.pid}] ${parts.map(String).join(" ")}\n`);
@@ -57,7 +61,7 @@ process.on("unhandledRejection", (reason) => {
 });
 
 async function main(): Promise<void> {
-  if (!REDIS_URL || !MQTT_URL) throw new Error("REDIS_URL and MQTT_URL are required");
+  if (!REDIS_URL || (!MQTT_URL && !FORWARD)) throw new Error("REDIS_URL and MQTT_URL are required");
   if (ADAPTER_NAME !== "redis" && ADAPTER_NAME !== "streams") {
     throw new Error(`ADAPTER must be redis or streams, got ${ADAPTER_NAME}`);
   }
@@ -73,11 +77,10 @@ async function main(): Promise<void> {
     adapter: nodeAdapter.adapter,
     ...(RECOVERY ? { connectionStateRecovery: { maxDisconnectionDuration: 30_000 } } : {}),
   });
-  const bridge = mqttBridge({
-    mqtt: MQTT_URL,
-    allow: { subscribe: ["#"], publish: ["#"], retain: ["#"] },
-    reconnect: { minDelayMs: 100, maxDelayMs: 500 },
-  });
+  const allow = { subscribe: ["#"], publish: ["#"], retain: ["#"] };
+  const bridge = FORWARD
+    ? mqttBridge({ topology: "forward", allow, cluster: CLUSTER_TIMING, ackTimeoutMs: 3000 })
+    : mqttBridge({ mqtt: MQTT_URL, allow, reconnect: { minDelayMs: 100, maxDelayMs: 500 } });
   bridge.on("error", (err) => {
     problems.bridgeErrors++;
     log("bridge error:", err.message);

@@ -88,6 +88,10 @@ export interface ClusterOptions {
   adapter: AdapterKind;
   /** Socket.IO connection state recovery on the nodes. */
   recovery?: boolean;
+  /** "forward": web nodes of the worker topology (a worker must be running); default embedded. */
+  topology?: "embedded" | "forward";
+  /** Worker-topology timing passed to the nodes' bridges (`cluster` option). */
+  clusterTiming?: { heartbeatMs: number; workerTimeoutMs: number; syncIntervalMs: number };
   /** Channel key / stream name of the cluster (default: a fresh one). */
   key?: string;
   /** Budget for every node to report ready (default 20 s). */
@@ -131,6 +135,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         ADAPTER_KEY: key,
         PORT: "0",
         RECOVERY: opts.recovery ? "1" : "0",
+        TOPOLOGY: opts.topology ?? "embedded",
+        CLUSTER_TIMING: JSON.stringify(opts.clusterTiming ?? {}),
       },
       opts.readyTimeoutMs ?? 20_000,
     );
