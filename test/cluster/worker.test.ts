@@ -170,10 +170,10 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
   it("serves web nodes: subscriptions, exactly-once delivery across nodes, publishes with acks", async () => {
     worker = await startWorker();
     const [a, b] = await startWebNodes(); // ready once the worker answered
-    const stats = await a!.stats();
+    const stats = await a.stats();
     expect(stats.connected).to.equal(true);
     expect(stats.protocolVersion).to.equal(5);
-    const [ca, cb, cb2] = [await client(a!), await client(b!), await client(b!)];
+    const [ca, cb, cb2] = [await client(a), await client(b), await client(b)];
     const boxes = [collect(ca), collect(cb), collect(cb2)];
     expect(await request(ca, "mqtt.subscribe", "w/#")).to.deep.include({
       ok: true,
@@ -224,11 +224,11 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
     const [a, b] = await startWebNodes();
     const d = await device();
     await d.publishAsync("state/1", "on", { qos: 1, retain: true });
-    const ca = await client(a!);
+    const ca = await client(a);
     const boxA = collect(ca);
     await request(ca, "mqtt.subscribe", "state/#");
     await waitFor(() => boxA.messages.length === 1);
-    const cb = await client(b!);
+    const cb = await client(b);
     const boxB = collect(cb);
     await request(cb, "mqtt.subscribe", "state/#");
     await waitFor(() => boxB.messages.length === 1);
@@ -242,7 +242,7 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
   it("survives a worker SIGKILL: refuses while none is up, a new worker restores everything", async () => {
     worker = await startWorker(["--lock-ttl", "500"]);
     const [a, b] = await startWebNodes();
-    const [ca, cb] = [await client(a!), await client(b!)];
+    const [ca, cb] = [await client(a), await client(b)];
     const [boxA, boxB] = [collect(ca), collect(cb)];
     await request(ca, "mqtt.subscribe", "f/x");
     await request(cb, "mqtt.subscribe", "f/#");
@@ -252,7 +252,7 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
 
     const killedAt = Date.now();
     await worker.kill("SIGKILL");
-    await waitFor(async () => !(await a!.stats()).connected, {
+    await waitFor(async () => !(await a.stats()).connected, {
       timeoutMs: 8000,
       intervalMs: 50,
       message: "web node notices the worker is gone",
@@ -289,7 +289,7 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
     const standby = await startWorker(["--lock-ttl", "1000"], "standby");
     try {
       const [a] = await startWebNodes();
-      const ca = await client(a!);
+      const ca = await client(a);
       const box = collect(ca);
       await request(ca, "mqtt.subscribe", "s/x");
       const d = await device();
