@@ -10,6 +10,7 @@ import type {
   ISubscriptionGrant,
   MqttClient,
 } from "mqtt";
+import { Deadlines } from "./deadlines";
 import { MqttBridgeError } from "./errors";
 import type { ReconnectOptions, ResolvedOptions } from "./options";
 import type { QoS } from "./protocol";
@@ -61,11 +62,12 @@ export class Session extends EventEmitter<SessionEvents> {
   private everConnected = false;
   private closed = false;
   private readonly attached: [string, () => void][] = [];
-  /** Operations waiting for the broker, settled at once by close(). */
-  private readonly pending = new Set<(err: Error) => void>();
+  /** Operations waiting for the broker: timed out together, settled at once by close(). */
+  private readonly deadlines: Deadlines;
 
   constructor(private readonly opts: ResolvedOptions) {
     super();
+    this.deadlines = new Deadlines(opts.ackTimeoutMs);
     if (opts.mqtt.kind === "client") {
       this.client = opts.mqtt.client;
       this.owned = false;
@@ -266,18 +268,15 @@ export class Session extends EventEmitter<SessionEvents> {
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const finish = (err: Error | null, value?: T) => {
-        if (!this.pending.delete(abort)) return; // settled already
-        clearTimeout(timer);
+        if (!this.deadlines.delete(entry)) return; // settled already
         if (err) reject(err);
         else resolve(value as T);
       };
-      const abort = (err: Error) => finish(err);
-      this.pending.add(abort);
-      const timer = setTimeout(
-        () =>
-          finish(new MqttBridgeError("TIMEOUT", `no ${what} within ${this.opts.ackTimeoutMs} ms`)),
-        this.opts.ackTimeoutMs,
-      );
+      const entry = this.deadlines.add(() => {
+        if (this.closed) finish(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge is closed"));
+        else
+          finish(new MqttBridgeError("TIMEOUT", `no ${what} within ${this.opts.ackTimeoutMs} ms`));
+      });
       try {
         start(finish);
       } catch (err) {
@@ -309,8 +308,7 @@ export class Session extends EventEmitter<SessionEvents> {
         });
       });
     }
-    const closing = new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge is closed");
-    for (const abort of [...this.pending]) abort(closing);
+    this.deadlines.expireAll();
   }
 }
 
