@@ -56,6 +56,8 @@ function safeReviver(key: string, value: unknown): unknown {
 const JSON_START = /^[\s]*[{["\-0-9tfn]/;
 /** Cheap pre-check: a number with 16+ digits or a 3-digit exponent may not survive JSON.parse. */
 const RISKY_NUMBER = /\d{16}|\d[eE][+-]?\d{3}/;
+/** What sends a payload down the careful path: prototype keys, escapes, risky numbers. */
+const CAREFUL = /__proto__|constructor|\\|\d{16}|\d[eE][+-]?\d{3}/;
 const NUMBER_CHAR = /[0-9eE+\-.]/;
 
 /** Would `JSON.parse` change a number of `text` (lose digits, overflow to Infinity)? */
@@ -102,17 +104,16 @@ function losesNumbers(text: string): boolean {
  */
 export function parseJson(text: string): { value: unknown } | undefined {
   if (!JSON_START.test(text)) return undefined;
+  // one scan decides: plain text takes the fast path; anything that could be a prototype key (an
+  // escaped one too: `"\u005f_proto__"`) or a number JSON.parse would change takes the careful one
+  const careful = CAREFUL.test(text);
   let value: unknown;
   try {
-    // an escaped key (`"\u005f_proto__"`) spells the same name: any backslash takes the safe path
-    value =
-      text.includes("__proto__") || text.includes("constructor") || text.includes("\\")
-        ? JSON.parse(text, safeReviver)
-        : JSON.parse(text);
+    value = careful ? JSON.parse(text, safeReviver) : JSON.parse(text);
   } catch {
     return undefined;
   }
-  if (losesNumbers(text)) return undefined;
+  if (careful && losesNumbers(text)) return undefined;
   if (typeof value === "number" && JSON.stringify(value) !== text.trim()) return undefined;
   return { value };
 }

@@ -1,4 +1,7 @@
 import type { Namespace } from "socket.io";
+
+/** socket.io-parser's EVENT packet type (its PacketType.EVENT). */
+const EVENT_PACKET = 2;
 import { createDecoder } from "./codec";
 import type { Backend, Core, CoreDeps } from "./core";
 import { MqttBridgeError } from "./errors";
@@ -57,11 +60,18 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     },
   });
 
+  // Straight to the adapter, as BroadcastOperator.emit does (one encode per broadcast), without
+  // building operators per message. `flags.local` keeps the embedded topology's emits on this node.
+  const flags = scope === "local" ? { local: true } : {};
+  const none = new Set<string>();
   const broadcast: Broadcast = (targets, except, message) => {
+    const data = [opts.events.message, message];
+    const exceptRooms = except === undefined ? none : new Set([except]);
     for (const nsp of namespaces) {
-      let op = scope === "cluster" ? nsp.to(targets) : nsp.local.to(targets);
-      if (except !== undefined) op = op.except(except);
-      op.emit(opts.events.message, message);
+      nsp.adapter.broadcast(
+        { type: EVENT_PACKET, data, nsp: nsp.name },
+        { rooms: targets, except: exceptRooms, flags },
+      );
     }
   };
   const router: Router = new Router(

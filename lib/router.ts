@@ -51,10 +51,21 @@ function fingerprint(p: MessageProperties | undefined): string {
  * embedded topology emits to local sockets only; the worker emits through the adapter.
  */
 export type Broadcast = (
-  rooms: string[],
+  rooms: Set<string>,
   except: string | undefined,
   message: BridgeMessage,
 ) => void;
+
+/** Where a topic goes, as of a version of the subscription table. */
+interface Route {
+  version: number;
+  rooms: Set<string>;
+  /** The subscription identifier whose copy is processed (Infinity: none is live). */
+  chosen: number;
+}
+
+/** Topics whose route is remembered; past it the cache starts again (a topic set that big churns). */
+const ROUTE_CACHE_SIZE = 10_000;
 
 /**
  * Routes broker messages to rooms: one message → the set of rooms whose filters match → one
@@ -63,6 +74,7 @@ export type Broadcast = (
  */
 export class Router {
   readonly retained: RetainedCache;
+  private readonly routes = new Map<string, Route>();
 
   constructor(
     private readonly opts: ResolvedOptions,
@@ -75,13 +87,14 @@ export class Router {
     this.retained = new RetainedCache(opts.limits.retainedMessages);
   }
 
-  /** Handles one PUBLISH from the broker (the hot path). */
-  handle(topic: string, payload: Buffer, packet: IPublishPacket): void {
-    const stats = this.stats.messages;
-    stats.in++;
+  /** The rooms a topic goes to and the copy to process, cached until the table changes. */
+  private route(topic: string): Route {
+    const version = this.table.version;
+    const cached = this.routes.get(topic);
+    if (cached?.version === version) return cached;
     let minActive = Infinity;
     let minPending = Infinity;
-    const rooms: string[] = [];
+    const rooms = new Set<string>();
     this.table.trie.match(topic, (entry) => {
       if (entry.state === "active") {
         if (entry.id < minActive) minActive = entry.id;
@@ -90,9 +103,24 @@ export class Router {
       } else {
         return; // refused, or waiting for a connection: nobody is served through it
       }
-      for (const room of entry.rooms.keys()) rooms.push(room);
+      for (const room of entry.rooms.keys()) rooms.add(room);
     });
-    if (rooms.length === 0) {
+    const route: Route = {
+      version,
+      rooms,
+      chosen: minActive !== Infinity ? minActive : minPending,
+    };
+    if (!cached && this.routes.size >= ROUTE_CACHE_SIZE) this.routes.clear();
+    this.routes.set(topic, route);
+    return route;
+  }
+
+  /** Handles one PUBLISH from the broker (the hot path). */
+  handle(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    const stats = this.stats.messages;
+    stats.in++;
+    const { rooms, chosen } = this.route(topic);
+    if (rooms.size === 0) {
       stats.unrouted++;
       return;
     }
@@ -103,7 +131,6 @@ export class Router {
     // the union of the rooms. Over 3.1.1 brokers send one copy per client.
     const ids = packet.properties?.subscriptionIdentifier;
     if (ids !== undefined && this.session.subscriptionIdentifiers) {
-      const chosen = minActive !== Infinity ? minActive : minPending;
       if (typeof ids === "number" ? ids !== chosen : !ids.includes(chosen)) {
         stats.duplicates++;
         return;

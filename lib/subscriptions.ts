@@ -45,6 +45,8 @@ export interface SubscriptionHooks {
 export class SubscriptionTable {
   /** Active filters, for routing: match cost does not grow with the number of filters. */
   readonly trie = new TopicTrie<FilterEntry>();
+  /** Bumped by every change that can change where a topic is routed (for the router's cache). */
+  version = 0;
   private nextId = 1;
   /** QoS asked for filters whose room is about to be created (see upgrade). */
   private readonly wantedQos = new Map<string, QoS>();
@@ -75,6 +77,7 @@ export class SubscriptionTable {
     if (entry) {
       entry.refs++;
       entry.rooms.set(room, (entry.rooms.get(room) ?? 0) + 1);
+      this.version++;
       return;
     }
     entry = {
@@ -90,6 +93,7 @@ export class SubscriptionTable {
     };
     this.wantedQos.delete(filter);
     this.trie.set(filter, entry);
+    this.version++;
     debug("+ %s (id %d)", filter, entry.id);
     if (this.session.connected) this.send(entry);
   }
@@ -101,6 +105,7 @@ export class SubscriptionTable {
     const n = (entry.rooms.get(room) ?? 1) - 1;
     if (n > 0) entry.rooms.set(room, n);
     else entry.rooms.delete(room);
+    this.version++;
     if (--entry.refs > 0) return;
     this.trie.delete(filter);
     debug("- %s", filter);
@@ -120,10 +125,12 @@ export class SubscriptionTable {
   private send(entry: FilterEntry): void {
     const generation = ++entry.generation;
     entry.state = "pending";
+    this.version++;
     this.session.subscribe(entry.filter, entry.qos, entry.id).then(
       (granted) => {
         if (entry.generation !== generation || this.trie.get(entry.filter) !== entry) return;
         entry.state = "active";
+        this.version++;
         entry.granted = granted;
         delete entry.error;
         this.settle(entry);
@@ -132,6 +139,7 @@ export class SubscriptionTable {
         if (entry.generation !== generation || this.trie.get(entry.filter) !== entry) return;
         if (err.code === "BROKER_REJECTED") {
           entry.state = "failed";
+          this.version++;
           entry.error = err;
           debug("broker refused %s: %s", entry.filter, err.message);
           this.settle(entry, err);
@@ -139,6 +147,7 @@ export class SubscriptionTable {
         } else {
           // connection lost or no answer: retried on the next connect
           entry.state = "idle";
+          this.version++;
           this.settle(entry, err);
         }
       },
@@ -184,6 +193,7 @@ export class SubscriptionTable {
     for (const [, entry] of this.trie.entries()) {
       if (entry.state !== "failed") entry.state = "idle";
     }
+    this.version++;
   }
 
   /** Active broker subscriptions. */
@@ -197,6 +207,7 @@ export class SubscriptionTable {
   async close(): Promise<void> {
     const filters = [...this.trie.entries()];
     for (const [filter] of filters) this.trie.delete(filter);
+    this.version++;
     for (const [, entry] of filters) {
       this.settle(entry, new BridgeError("BROKER_UNAVAILABLE", "the bridge is closing"));
     }
