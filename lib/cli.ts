@@ -109,6 +109,14 @@ export async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise
   for (const client of [pub, sub]) {
     client.on("error", (err: Error) => console.error(`redis: ${err.message}`));
   }
+  // subscribe only once both connections are ready: a SUBSCRIBE queued before ioredis's ready
+  // check can put the connection in subscriber mode first, and the adapter then never hears
+  // the nodes' requests
+  await Promise.all(
+    [pub, sub].map((c) =>
+      c.status === "ready" ? undefined : new Promise<void>((resolve) => c.once("ready", resolve)),
+    ),
+  );
   const lock = new WorkerLock(pub, `${args.key}#mqtt-bridge#worker`, args.lockTtlMs);
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;

@@ -55,9 +55,8 @@ function safeReviver(key: string, value: unknown): unknown {
 
 const JSON_START = /^[\s]*[{["\-0-9tfn]/;
 /** Cheap pre-check: a number with 16+ digits or a 3-digit exponent may not survive JSON.parse. */
-const RISKY_NUMBER = /\d{16}|\d[eE][+-]?\d{3}/;
-/** What sends a payload down the careful path: prototype keys, escapes, risky numbers. */
-const CAREFUL = /__proto__|constructor|\\|\d{16}|\d[eE][+-]?\d{3}/;
+// a 16-digit run can only start after a non-digit: the lookbehind stops retries at every digit
+const RISKY_NUMBER = /(?<![0-9])[0-9]{16}|[0-9][eE][+-]?[0-9]{3}/;
 const NUMBER_CHAR = /[0-9eE+\-.]/;
 
 /** Would `JSON.parse` change a number of `text` (lose digits, overflow to Infinity)? */
@@ -106,7 +105,11 @@ export function parseJson(text: string): { value: unknown } | undefined {
   if (!JSON_START.test(text)) return undefined;
   // one scan decides: plain text takes the fast path; anything that could be a prototype key (an
   // escaped one too: `"\u005f_proto__"`) or a number JSON.parse would change takes the careful one
-  const careful = CAREFUL.test(text);
+  const careful =
+    text.includes("__proto__") ||
+    text.includes("constructor") ||
+    text.includes("\\") ||
+    RISKY_NUMBER.test(text);
   let value: unknown;
   try {
     value = careful ? JSON.parse(text, safeReviver) : JSON.parse(text);

@@ -17,6 +17,15 @@ type PacketProperties = NonNullable<IPublishPacket["properties"]>;
 /** The MQTT 5 properties sockets see; the bridge's own origin marker is taken out. */
 function socketProperties(p: PacketProperties | undefined): MessageProperties | undefined {
   if (!p) return undefined;
+  // most MQTT 5 messages carry only the subscription identifier: nothing for sockets
+  let other = false;
+  for (const key in p) {
+    if (key !== "subscriptionIdentifier" && key !== "topicAlias") {
+      other = true;
+      break;
+    }
+  }
+  if (!other) return undefined;
   let out: MessageProperties | undefined;
   const set = <K extends keyof MessageProperties>(key: K, value: MessageProperties[K]) => {
     (out ??= {})[key] = value;
@@ -64,6 +73,8 @@ interface Route {
   chosen: number;
 }
 
+const EMPTY: Set<string> = new Set();
+
 /** Topics whose route is remembered; past it the cache starts again (a topic set that big churns). */
 const ROUTE_CACHE_SIZE = 10_000;
 
@@ -87,14 +98,19 @@ export class Router {
     this.retained = new RetainedCache(opts.limits.retainedMessages);
   }
 
-  /** The rooms a topic goes to and the copy to process, cached until the table changes. */
+  /**
+   * The rooms a topic goes to and the copy to process. A topic one filter matches (the common
+   * case) uses that filter's own room set; a union over several filters is cached until the
+   * subscription table changes.
+   */
   private route(topic: string): Route {
     const version = this.table.version;
     const cached = this.routes.get(topic);
     if (cached?.version === version) return cached;
     let minActive = Infinity;
     let minPending = Infinity;
-    const rooms = new Set<string>();
+    let single: Set<string> | undefined;
+    let union: Set<string> | undefined;
     this.table.trie.match(topic, (entry) => {
       if (entry.state === "active") {
         if (entry.id < minActive) minActive = entry.id;
@@ -103,13 +119,16 @@ export class Router {
       } else {
         return; // refused, or waiting for a connection: nobody is served through it
       }
-      for (const room of entry.rooms.keys()) rooms.add(room);
+      if (!single) {
+        single = entry.roomSet;
+      } else {
+        union ??= new Set(single);
+        for (const room of entry.roomSet) union.add(room);
+      }
     });
-    const route: Route = {
-      version,
-      rooms,
-      chosen: minActive !== Infinity ? minActive : minPending,
-    };
+    const chosen = minActive !== Infinity ? minActive : minPending;
+    if (!union) return { version, rooms: single ?? EMPTY, chosen };
+    const route: Route = { version, rooms: union, chosen };
     if (!cached && this.routes.size >= ROUTE_CACHE_SIZE) this.routes.clear();
     this.routes.set(topic, route);
     return route;
@@ -120,6 +139,15 @@ export class Router {
     const stats = this.stats.messages;
     stats.in++;
     const { rooms, chosen } = this.route(topic);
+    if (debug.enabled) {
+      debug(
+        "%s (retain %s, ids %o) → %d rooms",
+        topic,
+        packet.retain,
+        packet.properties?.subscriptionIdentifier,
+        rooms.size,
+      );
+    }
     if (rooms.size === 0) {
       stats.unrouted++;
       return;

@@ -145,6 +145,8 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private onConnect(packet: IConnackPacket): void {
     this.attempts = 0;
+    // MQTT.js leaves Nagle on: a lone publish or ack would wait for the peer's delayed ACK
+    (this.client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     this.everConnected = true;
     if (this.owned) this.client.options.reconnectPeriod = backoffDelay(0, this.opts.reconnect);
     debug(

@@ -19,6 +19,8 @@ export interface FilterEntry {
   refs: number;
   /** The rooms routed to this filter, with how many places hold each live. */
   rooms: Map<string, number>;
+  /** The same rooms as a Set, ready for a broadcast. */
+  roomSet: Set<string>;
   /** The QoS asked of the broker: the highest any requester wanted. */
   qos: QoS;
   /** idle: waiting for a connection; pending: SUBSCRIBE sent; active: SUBACK ok; failed: refused. */
@@ -77,6 +79,7 @@ export class SubscriptionTable {
     if (entry) {
       entry.refs++;
       entry.rooms.set(room, (entry.rooms.get(room) ?? 0) + 1);
+      entry.roomSet.add(room);
       this.version++;
       return;
     }
@@ -85,6 +88,7 @@ export class SubscriptionTable {
       id: this.allocateId(),
       refs: 1,
       rooms: new Map([[room, 1]]),
+      roomSet: new Set([room]),
       qos: this.wantedQos.get(filter) ?? 0,
       state: "idle",
       granted: 0,
@@ -103,8 +107,12 @@ export class SubscriptionTable {
     const entry = this.trie.get(filter);
     if (!entry) return;
     const n = (entry.rooms.get(room) ?? 1) - 1;
-    if (n > 0) entry.rooms.set(room, n);
-    else entry.rooms.delete(room);
+    if (n > 0) {
+      entry.rooms.set(room, n);
+    } else {
+      entry.rooms.delete(room);
+      entry.roomSet.delete(room);
+    }
     this.version++;
     if (--entry.refs > 0) return;
     this.trie.delete(filter);

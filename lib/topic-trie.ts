@@ -2,7 +2,7 @@
  * A trie of MQTT topic filters for routing: the cost of a match depends on the topic's levels and
  * the wildcard branches, not on the number of filters stored.
  */
-import { DOLLAR, HASH, PLUS, levelEnd, sharedStart } from "./topic";
+import { DOLLAR, HASH, PLUS, hasWildcard, isSharedFilter, levelEnd, sharedStart } from "./topic";
 
 /** One node of {@link TopicTrie}: children per literal level, plus wildcard children. */
 class TrieNode<V> {
@@ -49,7 +49,7 @@ function emit<V>(node: TrieNode<V>, fn: (value: V, filter: string) => void): voi
  * expected to be valid (see {@link checkTopicFilter}); they are not re-validated here. Do not
  * modify the trie from inside a match() callback.
  */
-export class TopicTrie<V> {
+class WildcardTree<V> {
   private readonly root = new TrieNode<V>();
   private count = 0;
 
@@ -212,5 +212,56 @@ export class TopicTrie<V> {
       if (node.children !== undefined)
         for (const child of node.children.values()) stack.push(child);
     }
+  }
+}
+
+/** A filter without wildcards that is not shared matches exactly one topic: itself. */
+function isExact(filter: string): boolean {
+  return !hasWildcard(filter) && !isSharedFilter(filter);
+}
+
+/**
+ * Topic filters with one value each, for routing broker messages. Exact filters (no wildcard)
+ * sit in a Map, so a topic that only exact filters match costs one lookup whatever their number;
+ * wildcard and shared filters sit in a trie walked level by level, whose cost depends on the
+ * topic's levels and the wildcard branches, not on the number of filters. Honors
+ * [MQTT-4.7.2-1] ('#' and '+' at the first level never match '$' topics). Do not modify it from
+ * inside a match() callback.
+ */
+export class TopicTrie<V> {
+  private readonly exact = new Map<string, V>();
+  private readonly tree = new WildcardTree<V>();
+
+  /** Number of filters stored. */
+  get size(): number {
+    return this.exact.size + this.tree.size;
+  }
+
+  /** Adds `filter` with `value`, or replaces the value of an existing filter. */
+  set(filter: string, value: V): void {
+    if (isExact(filter)) this.exact.set(filter, value);
+    else this.tree.set(filter, value);
+  }
+
+  /** Returns the value stored for exactly this filter string. */
+  get(filter: string): V | undefined {
+    return isExact(filter) ? this.exact.get(filter) : this.tree.get(filter);
+  }
+
+  /** Removes `filter`; returns whether it was present. */
+  delete(filter: string): boolean {
+    return isExact(filter) ? this.exact.delete(filter) : this.tree.delete(filter);
+  }
+
+  /** Calls `fn` once per stored filter that matches `topic` (a valid topic name). */
+  match(topic: string, fn: (value: V, filter: string) => void): void {
+    if (this.exact.has(topic)) fn(this.exact.get(topic) as V, topic);
+    if (this.tree.size > 0) this.tree.match(topic, fn);
+  }
+
+  /** All stored entries. */
+  *entries(): IterableIterator<[string, V]> {
+    yield* this.exact.entries();
+    yield* this.tree.entries();
   }
 }

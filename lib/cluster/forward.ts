@@ -46,9 +46,29 @@ export function createForward(deps: CoreDeps): Core {
   });
   ready.catch(() => undefined);
 
+  // Room changes and joins of one synchronous run (a join that creates a room fires create-room
+  // then join-room) travel in one report, sent in a microtask: the worker replays the joiner's
+  // cached state before it subscribes a new filter, so the broker's replay of that filter can
+  // never overtake it (and reach the joiner twice).
+  const batches = new Map<Namespace, RoomReport>();
+  const batchOf = (nsp: Namespace): RoomReport => {
+    let batch = batches.get(nsp);
+    if (!batch) {
+      batch = { node, seq: 0, ops: [], joins: [] };
+      batches.set(nsp, batch);
+      queueMicrotask(() => flush(nsp));
+    }
+    return batch;
+  };
+  const flush = (nsp: Namespace) => {
+    const batch = batches.get(nsp);
+    if (!batch) return;
+    batches.delete(nsp);
+    batch.seq = ++seq;
+    nsp.serverSideEmit(EVENTS.rooms, batch);
+  };
   const report = (nsp: Namespace, op: RoomOp) => {
-    const message: RoomReport = { node, seq: ++seq, ops: [op] };
-    nsp.serverSideEmit(EVENTS.rooms, message);
+    batchOf(nsp).ops.push(op);
   };
 
   const rooms: RoomTracker = new RoomTracker(opts, {
@@ -62,8 +82,8 @@ export function createForward(deps: CoreDeps): Core {
       for (const r of socket.rooms) {
         if (r !== room) others.push(...(rooms.liveFilters(nsp, r) ?? []));
       }
-      const request: ReplayRequest = { socket: id, filters: [...filters], others };
-      nsp.serverSideEmit(EVENTS.replay, request);
+      const join: ReplayRequest = { socket: id, filters: [...filters], others };
+      batchOf(nsp).joins.push(join);
     },
   });
 
@@ -204,6 +224,7 @@ export function createForward(deps: CoreDeps): Core {
         for (const [room, filters] of rooms.liveRooms(nsp)) {
           for (const filter of filters) report(nsp, ["-", room, filter]);
         }
+        flush(nsp);
       }
       rooms.close();
       rejectReady(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge was closed"));

@@ -8,7 +8,7 @@ import type { ValidPublish } from "../validate";
  * Adapters may serialize them as JSON (the Redis adapter does), so binary travels as base64.
  */
 export const EVENTS = {
-  /** node → worker: bridged rooms appeared or went (no ack). */
+  /** node → worker: bridged rooms appeared or went, and sockets joined them (no ack). */
   rooms: "mqtt-bridge:rooms",
   /** worker → nodes: "tell me all your bridged rooms" (ack: {@link RoomSnapshot} or null). */
   sync: "mqtt-bridge:sync",
@@ -16,8 +16,6 @@ export const EVENTS = {
   publish: "mqtt-bridge:publish",
   /** node → worker: wait for a filter's SUBACK (ack: {@link WireAck}, or null). */
   subscribe: "mqtt-bridge:subscribe",
-  /** node → worker: send a joining socket its retained state (no ack). */
-  replay: "mqtt-bridge:replay",
   /** node → worker: are you there (ack: {@link WorkerStatus}, or null). */
   ping: "mqtt-bridge:ping",
   /** worker → nodes: the worker's state, every heartbeat (no ack). */
@@ -45,11 +43,15 @@ export interface WorkerStatus {
 export type RoomOp =
   ["+", room: string, filter: string, qos: QoS] | ["-", room: string, filter: string];
 
-/** A batch of room changes; `seq` orders them against snapshots. */
+/**
+ * A batch of room changes and joins; `seq` orders the changes against snapshots. The joiners get
+ * their retained state before the changes apply.
+ */
 export interface RoomReport {
   node: string;
   seq: number;
   ops: RoomOp[];
+  joins: ReplayRequest[];
 }
 
 /** All bridged rooms of a node, as of its change number `seq`. */

@@ -4,7 +4,6 @@ import type { Core, CoreDeps } from "../core";
 import type { EmbeddedCore } from "../embedded";
 import { toAck } from "../errors";
 import type {
-  ReplayRequest,
   RoomReport,
   RoomSnapshot,
   SubscribeRequestWire,
@@ -82,6 +81,12 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
   }
 
   function onReport(nsp: Namespace, report: RoomReport): void {
+    // first the joiners' state, from the cache as it is before any new filter is subscribed
+    for (const join of report.joins ?? []) {
+      core.router.replay(join.filters, join.others, (m) =>
+        nsp.to(join.socket).emit(opts.events.message, m),
+      );
+    }
     const state = stateOf(nsp, report.node);
     if (report.seq <= state.seq) return; // already in a snapshot
     state.seq = report.seq;
@@ -151,11 +156,6 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
       core.backend.confirm(req.filter, req.qos, opts.ackTimeoutMs).then(
         (qos) => ack({ ok: true, qos } satisfies WireAck),
         (err: unknown) => ack(toAck(err) satisfies WireAck),
-      );
-    });
-    on(nsp, EVENTS.replay, (req: ReplayRequest) => {
-      core.router.replay(req.filters, req.others, (m) =>
-        nsp.to(req.socket).emit(opts.events.message, m),
       );
     });
     on(nsp, EVENTS.ping, (ack: AckFn) => ack(status()));

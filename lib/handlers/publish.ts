@@ -30,18 +30,23 @@ export async function onPublish(
     }
     const msg = parsePublish(raw, ctx.opts.limits, ctx.backend.mqtt5);
     const { authorizer } = ctx;
-    if (!(await authorizer.publish(socket, msg.topic, msg.request))) {
+    // list rules answer synchronously: await only a hook's promise
+    let allowed = authorizer.publish(socket, msg.topic, msg.request);
+    if (allowed !== true && (allowed === false || !(await allowed))) {
       throw forbidden(`publish to "${msg.topic}"`);
     }
-    if (msg.retain && !(await authorizer.retain(socket, msg.topic, msg.request))) {
-      throw forbidden(`publish a retained message to "${msg.topic}"`);
+    if (msg.retain) {
+      allowed = authorizer.retain(socket, msg.topic, msg.request);
+      if (allowed !== true && (allowed === false || !(await allowed))) {
+        throw forbidden(`publish a retained message to "${msg.topic}"`);
+      }
     }
     const responseTopic = msg.properties?.responseTopic;
-    if (
-      responseTopic !== undefined &&
-      !(await authorizer.publish(socket, responseTopic, msg.request))
-    ) {
-      throw forbidden(`ask for responses on "${responseTopic}"`);
+    if (responseTopic !== undefined) {
+      allowed = authorizer.publish(socket, responseTopic, msg.request);
+      if (allowed !== true && (allowed === false || !(await allowed))) {
+        throw forbidden(`ask for responses on "${responseTopic}"`);
+      }
     }
     if (!ctx.opts.echo && ctx.backend.mqtt5) {
       // the origin travels with the message, so every node can leave out exactly this socket

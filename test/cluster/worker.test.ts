@@ -64,7 +64,12 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
   after(async () => {
     await Promise.all([redis.stop(), broker.stop()]);
   });
-  afterEach(async () => {
+  afterEach(async function () {
+    if (this.currentTest?.state === "failed" && process.env.CLUSTER_REPORT) {
+      console.log(`--- worker log ---\n${workerLog?.toString()}`);
+      for (const node of cluster?.nodes ?? [])
+        console.log(`--- node ${node.index} ---\n${node.logs()}`);
+    }
     for (const c of clients.splice(0)) c.disconnect();
     await Promise.all(devices.splice(0).map((d) => d.endAsync(true)));
     await Promise.all(nodes.splice(0).map((n) => n.close()));
@@ -226,15 +231,17 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
     await d.publishAsync("state/1", "on", { qos: 1, retain: true });
     const ca = await client(a);
     const boxA = collect(ca);
-    await request(ca, "mqtt.subscribe", "state/#");
-    await waitFor(() => boxA.messages.length === 1);
+    expect((await request(ca, "mqtt.subscribe", "state/#")).ok).to.equal(true);
+    await waitFor(() => boxA.messages.length === 1, { message: "A gets the broker's replay" });
     const cb = await client(b);
     const boxB = collect(cb);
-    await request(cb, "mqtt.subscribe", "state/#");
-    await waitFor(() => boxB.messages.length === 1);
+    expect((await request(cb, "mqtt.subscribe", "state/#")).ok).to.equal(true);
+    await waitFor(() => boxB.messages.length === 1, { message: "B gets the cached state" });
     expect(boxB.messages[0]).to.deep.include({ topic: "state/1", payload: "on", retain: true });
     await d.publishAsync("state/barrier", "b", { qos: 1 });
-    await waitFor(() => boxA.messages.length === 2 && boxB.messages.length === 2);
+    await waitFor(() => boxA.messages.length === 2 && boxB.messages.length === 2, {
+      message: "both get the barrier",
+    });
     expect(boxA.messages.map((m) => m.payload)).to.deep.equal(["on", "b"]);
     await d.publishAsync("state/1", "", { qos: 1, retain: true });
   });
@@ -244,8 +251,8 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
     const [a, b] = await startWebNodes();
     const [ca, cb] = [await client(a), await client(b)];
     const [boxA, boxB] = [collect(ca), collect(cb)];
-    await request(ca, "mqtt.subscribe", "f/x");
-    await request(cb, "mqtt.subscribe", "f/#");
+    expect((await request(ca, "mqtt.subscribe", "f/x")).ok).to.equal(true);
+    expect((await request(cb, "mqtt.subscribe", "f/#")).ok).to.equal(true);
     const d = await device();
     await d.publishAsync("f/x", "before", { qos: 1 });
     await waitFor(() => boxA.messages.length === 1 && boxB.messages.length === 1);
