@@ -113,8 +113,12 @@ export async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise
   // check can put the connection in subscriber mode first, and the adapter then never hears
   // the nodes' requests
   await Promise.all(
-    [pub, sub].map((c) =>
-      c.status === "ready" ? undefined : new Promise<void>((resolve) => c.once("ready", resolve)),
+    [pub, sub].map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.status === "ready") resolve();
+          else c.once("ready", () => resolve());
+        }),
     ),
   );
   const lock = new WorkerLock(pub, `${args.key}#mqtt-bridge#worker`, args.lockTtlMs);
