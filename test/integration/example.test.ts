@@ -3,90 +3,33 @@
  * reached by a browser-like socket.io-client and a device (MQTT.js), stopped with a signal. Also the
  * port helpers of example/ports.ts.
  */
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import net from "node:net";
-import path from "node:path";
 import mqtt from "mqtt";
 import type { MqttClient } from "mqtt";
 import { io as ioc } from "socket.io-client";
 import type { Socket as ClientSocket } from "socket.io-client";
 // chai 6 is ESM-only: import its types statically, the module itself dynamically.
 import type { expect as chaiExpect } from "chai" with { "resolution-mode": "import" };
+import { SENSORS } from "../../example/fleet";
 import { StartupError, listenOnPort, portFromEnv } from "../../example/ports";
-import { freePort, onProcessExit, onceEvent, waitFor, withTimeout } from "../support/util";
-
-const root = path.resolve(__dirname, "..", "..");
-/** Starting tsx and the example may be slow on a loaded machine. */
-const START_TIMEOUT_MS = 20_000;
+import type { Example } from "../support/example";
+import {
+  START_TIMEOUT_MS,
+  examplePages,
+  spawnNode,
+  startExample,
+  stopExample,
+} from "../support/example";
+import { startMosquitto } from "../support/mosquitto";
+import { startRedis } from "../support/redis";
+import { freePort, onceEvent, waitFor, withTimeout } from "../support/util";
 
 let expect: typeof chaiExpect;
 
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-/** A running example process and what it printed so far. */
-interface Example {
-  child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  exited: Promise<Exit>;
-  running: boolean;
-}
-
-const children = new Set<ChildProcess>();
-onProcessExit(() => {
-  for (const child of children) child.kill("SIGKILL");
-});
-
-/** Spawns `node --import tsx example/server.ts` with `env` on top of a clean environment. */
-function startExample(env: Record<string, string>): Example {
-  const base = { ...process.env };
-  for (const name of ["PORT", "MQTT_PORT", "MQTT_URL", "HOST"]) delete base[name];
-  const child = spawn(process.execPath, ["--import", "tsx", "example/server.ts"], {
-    cwd: root,
-    env: { ...base, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  const example: Example = {
-    child,
-    stdout: "",
-    stderr: "",
-    running: true,
-    exited: new Promise<Exit>((resolve) => {
-      child.once("exit", (code, signal) => {
-        example.running = false;
-        children.delete(child);
-        resolve({ code, signal });
-      });
-    }),
-  };
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (example.stdout += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (example.stderr += chunk));
-  return example;
-}
-
-/** Waits for the printed page URL; fails with the output so far if the example exits or stalls. */
+/** Waits for the printed chat page URL (see {@link examplePages}). */
 async function pageUrl(example: Example): Promise<string> {
-  const pattern = /^Chat page: (http:\/\/\S+)$/m;
-  try {
-    await waitFor(() => pattern.test(example.stdout) || !example.running, {
-      timeoutMs: START_TIMEOUT_MS,
-      intervalMs: 50,
-      message: "the example to print its page URL",
-    });
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${example.stdout}\n${example.stderr}`, {
-      cause: err,
-    });
-  }
-  const url = pattern.exec(example.stdout)?.[1];
-  if (!url) throw new Error(`the example exited early:\n${example.stdout}\n${example.stderr}`);
-  return url;
+  return (await examplePages(example)).chat;
 }
 
 /** GET with a raw (unnormalized) path, as a hostile client may send it. */
@@ -158,15 +101,28 @@ describe("example", function () {
         `mosquitto_pub -h 127.0.0.1 -p ${mqttPort} -t chat/lobby -m hello`,
       );
 
-      // the page and its script; nothing outside example/public
-      const page = await withTimeout(fetch(url), 5000, "GET /");
+      expect(example.stdout).to.include(`Dashboard: http://127.0.0.1:${webPort}/dashboard.html`);
+
+      // the pages and their bundled scripts (built at start-up); nothing outside example/public
+      const get = (file: string) => withTimeout(fetch(`${url}${file}`), 5000, `GET /${file}`);
+      const page = await get("");
       expect(page.status).to.equal(200);
       expect(page.headers.get("content-type")).to.match(/^text\/html/);
-      const html = await page.text();
-      expect(html).to.include('<script src="/socket.io/socket.io.js"></script>');
-      expect((await withTimeout(fetch(`${url}app.js`), 5000, "GET /app.js")).status).to.equal(200);
-      const client = await withTimeout(fetch(`${url}socket.io/socket.io.js`), 5000, "client");
-      expect(client.status).to.equal(200);
+      expect(await page.text()).to.include('<script src="build/chat.js" defer></script>');
+      const dashboard = await get("dashboard.html");
+      expect(dashboard.status).to.equal(200);
+      expect(await dashboard.text()).to.include('<script src="build/dashboard.js" defer></script>');
+      for (const [file, type] of [
+        ["build/chat.js", /^text\/javascript/],
+        ["build/dashboard.js", /^text\/javascript/],
+        ["build/dashboard.css", /^text\/css/],
+        ["style.css", /^text\/css/],
+      ] as const) {
+        const res = await get(file);
+        expect(res.status, file).to.equal(200);
+        expect(res.headers.get("content-type"), file).to.match(type);
+        expect((await res.text()).length, file).to.be.above(100);
+      }
       for (const raw of ["/../package.json", "/..%2f..%2fpackage.json", "/%2e%2e/server.ts"]) {
         const res = await rawGet(webPort, raw);
         expect(res.status, raw).to.equal(404);
@@ -220,10 +176,40 @@ describe("example", function () {
       })) as { ok: boolean; error: { code: string } };
       expect(forbidden.ok).to.equal(false);
       expect(forbidden.error.code).to.equal("FORBIDDEN");
+
+      // the fleet's last-known state is replayed to a socket as it subscribes
+      const statuses = new Map<string, unknown>();
+      socket.on("mqtt.message", (msg: { topic: string; payload: unknown; retain: boolean }) => {
+        if (msg.topic.endsWith("/status") && msg.retain) statuses.set(msg.topic, msg.payload);
+      });
       const sensors = (await socket.timeout(5000).emitWithAck("mqtt.subscribe", "sensors/#")) as {
         ok: boolean;
       };
       expect(sensors.ok).to.equal(true);
+      await waitFor(() => statuses.size === SENSORS.length, { message: "every sensor's status" });
+      expect(statuses.get("sensors/garage/status")).to.include({ state: "offline" });
+
+      // MQTT over WebSocket on the web server's /mqtt
+      const wsDevice = await withTimeout(
+        mqtt.connectAsync(`ws://127.0.0.1:${webPort}/mqtt`, {
+          protocolVersion: 4,
+          reconnectPeriod: 0,
+        }),
+        5000,
+        "device connected over WebSocket",
+      );
+      devices.push(wsDevice);
+      const overWs = new Promise<[{ topic: string; payload: unknown }]>((resolve) => {
+        const onMessage = (msg: { topic: string; payload: unknown }) => {
+          if (msg.payload !== "over websocket") return;
+          socket.off("mqtt.message", onMessage);
+          resolve([msg]);
+        };
+        socket.on("mqtt.message", onMessage);
+      });
+      await wsDevice.publishAsync("chat/lobby", "over websocket");
+      const [wsMessage] = await withTimeout(overWs, 5000, "message over WebSocket");
+      expect(wsMessage).to.include({ topic: "chat/lobby", payload: "over websocket" });
 
       // graceful stop with a socket and a device still connected
       const started = Date.now();
@@ -246,6 +232,22 @@ describe("example", function () {
       expect(lines[0]).to.include(`PORT=${webPort}`).and.to.include("already in use");
       expect(example.stderr).to.not.match(/^\s+at /m);
       expect(example.stdout).to.not.include("Chat page");
+    });
+
+    it("exits 1 with a one-line message on a bad setting", async function () {
+      for (const [env, message] of [
+        [{ TOPOLOGY: "forward" }, "TOPOLOGY=forward needs REDIS_URL"],
+        [{ TOPOLOGY: "worker" }, 'TOPOLOGY must be "embedded" or "forward"'],
+        [{ REDIS_URL: "http://x" }, "REDIS_URL must start with redis:// or rediss://"],
+        [{ MQTT_URL: "nope" }, "MQTT_URL is not a URL"],
+        [{ PORT: "http" }, "PORT must be a port number"],
+      ] as const) {
+        example = startExample({ ...env, MQTT_PORT: "0" });
+        const exit = await withTimeout(example.exited, START_TIMEOUT_MS, "exit");
+        expect(exit, JSON.stringify(env)).to.deep.equal({ code: 1, signal: null });
+        expect(example.stderr.trim().split("\n"), example.stderr).to.have.length(1);
+        expect(example.stderr).to.include(`error: ${message}`);
+      }
     });
 
     it("uses MQTT_URL instead of an embedded broker, and stops within 2 s on SIGINT when it is unreachable", async function () {
@@ -271,6 +273,157 @@ describe("example", function () {
       const exit = await withTimeout(example.exited, 3000, "exit after SIGINT");
       expect(exit, example.stderr).to.deep.equal({ code: 0, signal: null });
       expect(Date.now() - started).to.be.below(2000);
+    });
+  });
+
+  describe("clusters (REDIS_URL, TOPOLOGY=forward)", function () {
+    const examples: Example[] = [];
+    const sockets: ClientSocket[] = [];
+    const devices: MqttClient[] = [];
+    const stops: (() => Promise<void>)[] = [];
+
+    afterEach(async function () {
+      for (const socket of sockets.splice(0)) socket.disconnect();
+      await Promise.all(devices.splice(0).map((d) => withTimeout(d.endAsync(true), 2000, "end")));
+      await Promise.all(examples.splice(0).map((e) => stopExample(e)));
+      for (const stop of stops.splice(0).reverse()) await stop();
+    });
+
+    async function connectSocket(url: string): Promise<ClientSocket> {
+      const socket = ioc(url, { transports: ["websocket"], forceNew: true, reconnection: false });
+      sockets.push(socket);
+      await onceEvent(socket, "connect", 5000);
+      return socket;
+    }
+
+    /** Texts of the chat/lobby messages `socket` received, in order. */
+    function chatTexts(socket: ClientSocket): string[] {
+      const texts: string[] = [];
+      socket.on("mqtt.message", (msg: { topic: string; payload: unknown }) => {
+        if (msg.topic === "chat/lobby") texts.push(JSON.stringify(msg.payload));
+      });
+      return texts;
+    }
+
+    async function subscribe(socket: ClientSocket, filter: string): Promise<void> {
+      const ack = (await socket.timeout(5000).emitWithAck("mqtt.subscribe", filter)) as {
+        ok: boolean;
+      };
+      expect(ack, filter).to.include({ ok: true });
+    }
+
+    async function publish(socket: ClientSocket, payload: unknown): Promise<void> {
+      const ack = (await socket
+        .timeout(5000)
+        .emitWithAck("mqtt.publish", { topic: "chat/lobby", payload })) as { ok: boolean };
+      expect(ack.ok).to.equal(true);
+    }
+
+    it("REDIS_URL: a second node that uses the first one's broker (the printed command) forms a cluster", async function () {
+      const redis = await startRedis();
+      stops.push(() => redis.stop());
+      const a = startExample({ PORT: "0", MQTT_PORT: "0", REDIS_URL: redis.url });
+      examples.push(a);
+      const pagesA = await examplePages(a);
+      expect(a.stdout).to.include(`Socket.IO adapter: Redis at ${redis.url}`);
+      const next = /^ {2}PORT=\d+ REDIS_URL=(\S+) MQTT_URL=(\S+) npm start$/m.exec(a.stdout);
+      expect(next, a.stdout).to.not.equal(null);
+      expect(next![1]).to.equal(redis.url);
+      const b = startExample({
+        PORT: "0",
+        MQTT_PORT: "0",
+        REDIS_URL: next![1],
+        MQTT_URL: next![2],
+      });
+      examples.push(b);
+      const pagesB = await examplePages(b);
+      expect(b.stdout).to.include("Device fleet: not started on this node");
+      expect(b.stdout).to.not.include("aedes");
+
+      const [sa, sb] = await Promise.all([connectSocket(pagesA.chat), connectSocket(pagesB.chat)]);
+      const [ta, tb] = [chatTexts(sa), chatTexts(sb)];
+      await Promise.all([subscribe(sa, "chat/lobby"), subscribe(sb, "chat/lobby")]);
+      await publish(sa, { user: "a", text: "from node A" });
+      await publish(sb, { user: "b", text: "from node B" });
+      const expected = [
+        JSON.stringify({ user: "a", text: "from node A" }),
+        JSON.stringify({ user: "b", text: "from node B" }),
+      ];
+      await waitFor(() => ta.length >= 2 && tb.length >= 2, { message: "both messages on both" });
+      // once each, on each node (a duplicate would arrive before a later message of the topic)
+      await publish(sa, "end");
+      await waitFor(() => ta.length >= 3 && tb.length >= 3, { message: "the last message" });
+      for (const texts of [ta, tb]) {
+        // two publishers on two connections: their relative order is the broker's
+        expect([...texts.slice(0, 2)].sort()).to.deep.equal(expected);
+        expect(texts.slice(2)).to.deep.equal(['"end"']);
+      }
+    });
+
+    it("REDIS_URL unreachable: serves anyway, says so once, and stops within 2 s on SIGTERM", async function () {
+      const deadRedis = await freePort(); // nothing listens there
+      const node = startExample({
+        PORT: "0",
+        MQTT_PORT: "0",
+        REDIS_URL: `redis://127.0.0.1:${deadRedis}`,
+      });
+      examples.push(node);
+      await examplePages(node);
+      await waitFor(() => node.stderr.includes("ECONNREFUSED"), { message: "the Redis error" });
+      const started = Date.now();
+      node.child.kill("SIGTERM");
+      const exit = await withTimeout(node.exited, 3000, "exit after SIGTERM");
+      expect(exit, node.stderr).to.deep.equal({ code: 0, signal: null });
+      expect(Date.now() - started).to.be.below(2000);
+      expect(node.stderr.trim().split("\n"), node.stderr).to.have.length(1);
+    });
+
+    it("TOPOLOGY=forward: a web node without a broker connection, served by the printed worker command", async function () {
+      const [redis, mosquitto] = await Promise.all([startRedis(), startMosquitto()]);
+      stops.push(
+        () => redis.stop(),
+        () => mosquitto.stop(),
+      );
+      const node = startExample({
+        PORT: "0",
+        TOPOLOGY: "forward",
+        REDIS_URL: redis.url,
+        MQTT_URL: mosquitto.url,
+      });
+      examples.push(node);
+      const pages = await examplePages(node);
+      const command = /^ {2}npx tsx (lib\/cli\.ts worker .*)$/m.exec(node.stdout);
+      expect(command, node.stdout).to.not.equal(null);
+      expect(command![1]).to.equal(
+        `lib/cli.ts worker --mqtt ${mosquitto.url} --redis ${redis.url}`,
+      );
+      expect(node.stdout).to.include("Device fleet: not started on this node");
+
+      // the printed command, as `node --import tsx` (what `npx tsx` runs)
+      const worker = spawnNode(command![1].split(" "));
+      examples.push(worker);
+      await waitFor(() => node.stdout.includes("MQTT bridge: connected to the bridge worker"), {
+        timeoutMs: START_TIMEOUT_MS,
+        message: `the node to find the worker\n${worker.stdout}${worker.stderr}`,
+      });
+
+      const socket = await connectSocket(pages.chat);
+      const texts = chatTexts(socket);
+      await subscribe(socket, "chat/lobby");
+      const device = await withTimeout(
+        mqtt.connectAsync(mosquitto.url, { reconnectPeriod: 0 }),
+        5000,
+        "device",
+      );
+      devices.push(device);
+      await device.subscribeAsync("chat/lobby");
+      const fromSocket = new Promise<string>((resolve) => {
+        device.on("message", (_topic, payload) => resolve(payload.toString()));
+      });
+      await publish(socket, "from the browser");
+      expect(await withTimeout(fromSocket, 5000, "device message")).to.equal("from the browser");
+      await device.publishAsync("chat/lobby", "from a device");
+      await waitFor(() => texts.includes('"from a device"'), { message: "the device's message" });
     });
   });
 

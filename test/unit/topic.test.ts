@@ -730,7 +730,7 @@ describe("topic", () => {
       expect(trie.size).to.equal(0);
       expect([...trie.entries()]).to.deep.equal([]);
       // Internal check: pruning leaves a bare root.
-      const root = (trie as unknown as { root: Record<string, unknown> }).root;
+      const root = (trie as unknown as { tree: { root: Record<string, unknown> } }).tree.root;
       expect(root.children).to.equal(undefined);
       expect(root.plus).to.equal(undefined);
       expect(root.hash).to.equal(undefined);
@@ -746,7 +746,7 @@ describe("topic", () => {
       expect(trie.delete("a")).to.equal(true);
       expect(trieMatches(trie, "a/b/c")).to.deep.equal(["a/b/c"]);
       expect(trie.delete("a/b/c")).to.equal(true);
-      const root = (trie as unknown as { root: Record<string, unknown> }).root;
+      const root = (trie as unknown as { tree: { root: Record<string, unknown> } }).tree.root;
       expect(root.children).to.equal(undefined);
     });
 
@@ -886,7 +886,7 @@ describe("topic", () => {
         }
         for (const f of present) expect(trie.delete(f)).to.equal(true);
         expect(trie.size).to.equal(0);
-        const root = (trie as unknown as { root: Record<string, unknown> }).root;
+        const root = (trie as unknown as { tree: { root: Record<string, unknown> } }).tree.root;
         expect(root.children).to.equal(undefined);
         expect(root.plus).to.equal(undefined);
         expect(root.hash).to.equal(undefined);

@@ -1,0 +1,293 @@
+/**
+ * The live dashboard: charts of the fleet's readings (`sensors/+/temp`, `sensors/+/humidity`) and a
+ * status table built from the retained `sensors/+/status` topics, so it is complete as soon as the
+ * page has subscribed: the bridge replays the last-known state to every socket that joins.
+ */
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import type { BridgeMessage } from "../../../lib/client";
+import { $, clearError, connect, showError } from "./common";
+
+/** Points kept per chart. */
+const MAX_POINTS = 180;
+const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04"];
+
+interface Status {
+  state: string;
+  name?: string;
+  location?: string;
+  firmware?: string;
+  battery?: number;
+  since?: number;
+}
+interface Reading {
+  value: number;
+  unit?: string;
+  ts: number;
+}
+interface Sensor {
+  id: string;
+  status?: Status;
+  /** Whether the status came from the broker's retained (last-known) state. */
+  retained?: boolean;
+  temp?: Reading;
+  humidity?: Reading;
+  row?: HTMLTableRowElement;
+}
+
+const sensors = new Map<string, Sensor>();
+const colorOf = new Map<string, string>();
+const color = (id: string) => {
+  let c = colorOf.get(id);
+  if (!c) colorOf.set(id, (c = COLORS[colorOf.size % COLORS.length]));
+  return c;
+};
+const nameOf = (id: string) => sensors.get(id)?.status?.name ?? id;
+
+/** A live line chart with one series per sensor, on a shared time axis. */
+class LiveChart {
+  private readonly xs: number[] = [];
+  private readonly ids: string[] = [];
+  private readonly ys: (number | null)[][] = [];
+  private readonly plot: uPlot;
+  /** The legend: each sensor's name (from its status) and latest value. */
+  private readonly legend: HTMLUListElement;
+  private scheduled = false;
+
+  constructor(
+    private readonly el: HTMLElement,
+    private readonly unit: string,
+    private readonly digits: number,
+  ) {
+    this.legend = document.createElement("ul");
+    this.legend.className = "legend";
+    el.after(this.legend);
+    this.plot = new uPlot(
+      {
+        width: Math.max(280, el.clientWidth),
+        height: 220,
+        cursor: { drag: { x: false, y: false } },
+        legend: { show: false },
+        scales: {
+          // one point (the first tick) would make uPlot pick a range of years
+          x: {
+            time: true,
+            range: (_u, min, max) => (min === max ? [min - 30, max + 1] : [min, max]),
+          },
+        },
+        series: [{}],
+        axes: [
+          { stroke: "#555", grid: { stroke: "#eee" } },
+          {
+            stroke: "#555",
+            grid: { stroke: "#eee" },
+            size: 56,
+            values: (_u, splits) => splits.map((v) => `${v} ${unit}`),
+          },
+        ],
+      },
+      [[]],
+      el,
+    );
+    new ResizeObserver(() => {
+      this.plot.setSize({ width: Math.max(280, this.el.clientWidth), height: 220 });
+    }).observe(el);
+  }
+
+  add(id: string, ts: number, value: number): void {
+    let s = this.ids.indexOf(id);
+    if (s < 0) {
+      s = this.ids.push(id) - 1;
+      this.ys.push(this.xs.map(() => null));
+      this.plot.addSeries({
+        label: id,
+        stroke: color(id),
+        width: 2,
+        spanGaps: false,
+        points: { show: false },
+      });
+    }
+    const x = ts / 1000;
+    // readings of one tick share a timestamp; find its column (usually the last one) or insert it
+    let i = this.xs.length - 1;
+    while (i >= 0 && this.xs[i] > x) i--;
+    if (i < 0 || this.xs[i] !== x) {
+      i++;
+      this.xs.splice(i, 0, x);
+      for (const ys of this.ys) ys.splice(i, 0, null);
+    }
+    this.ys[s][i] = value;
+    if (this.xs.length > MAX_POINTS) {
+      this.xs.shift();
+      for (const ys of this.ys) ys.shift();
+    }
+    this.redraw();
+  }
+
+  /** Breaks the lines here (the connection was lost: what happened meanwhile is unknown). */
+  gap(): void {
+    if (this.xs.length === 0) return;
+    this.xs.push(Date.now() / 1000);
+    for (const ys of this.ys) ys.push(null);
+    this.redraw();
+  }
+
+  /** Redraws the chart and its legend, at most once a frame. */
+  redraw(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.plot.setData([this.xs, ...this.ys] as uPlot.AlignedData);
+      this.renderLegend();
+    });
+  }
+
+  private renderLegend(): void {
+    const items = this.ids.map((id, s) => {
+      const item = document.createElement("li");
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = color(id);
+      const ys = this.ys[s];
+      let i = ys.length - 1;
+      while (i >= 0 && ys[i] === null) i--;
+      const value = ys[i];
+      const text = document.createElement("span");
+      text.className = "muted";
+      text.textContent = value == null ? "–" : `${value.toFixed(this.digits)} ${this.unit}`;
+      item.append(swatch, nameOf(id), " ", text);
+      return item;
+    });
+    this.legend.replaceChildren(...items);
+  }
+}
+
+const charts = {
+  temp: new LiveChart($("chart-temp"), "°C", 1),
+  humidity: new LiveChart($("chart-humidity"), "%", 0),
+};
+let readings = 0;
+
+function sensor(id: string): Sensor {
+  let s = sensors.get(id);
+  if (!s) sensors.set(id, (s = { id }));
+  return s;
+}
+
+function ago(ts: number | undefined): string {
+  if (ts === undefined) return "–";
+  const s = Math.max(0, Math.round((Date.now() - ts) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  return `${Math.round(s / 3600)} h ago`;
+}
+
+function cell(row: HTMLTableRowElement, field: string): HTMLTableCellElement {
+  return row.querySelector<HTMLTableCellElement>(`td[data-field="${field}"]`)!;
+}
+
+const FIELDS = ["name", "location", "state", "battery", "firmware", "temp", "humidity", "seen"];
+
+/** Renders one sensor's row, creating it (in name order) the first time. */
+function renderRow(s: Sensor): void {
+  const body = $<HTMLTableSectionElement>("fleet-rows");
+  if (!s.row) {
+    $("fleet-empty").hidden = true;
+    s.row = document.createElement("tr");
+    s.row.dataset.sensor = s.id;
+    s.row.dataset.retained = String(s.retained === true);
+    for (const field of FIELDS) {
+      const td = document.createElement("td");
+      td.dataset.field = field;
+      s.row.append(td);
+    }
+    const after = Array.from(body.rows).find((r) => nameOf(r.dataset.sensor!) > nameOf(s.id));
+    body.insertBefore(s.row, after ?? null);
+  }
+  const { status } = s;
+  const name = cell(s.row, "name");
+  name.replaceChildren();
+  const swatch = document.createElement("span");
+  swatch.className = "swatch";
+  swatch.style.background = color(s.id);
+  const label = document.createElement("span");
+  label.textContent = status?.name ?? s.id;
+  const id = document.createElement("code");
+  id.textContent = s.id;
+  name.append(swatch, label, " ", id);
+  cell(s.row, "location").textContent = status?.location ?? "–";
+  const state = cell(s.row, "state");
+  state.textContent = status?.state ?? "unknown";
+  state.className = `state state-${status?.state ?? "unknown"}`;
+  cell(s.row, "battery").textContent =
+    typeof status?.battery === "number" ? `${status.battery} %` : "–";
+  cell(s.row, "firmware").textContent = status?.firmware ?? "–";
+  cell(s.row, "temp").textContent = s.temp ? `${s.temp.value.toFixed(1)} °C` : "–";
+  cell(s.row, "humidity").textContent = s.humidity ? `${s.humidity.value.toFixed(0)} %` : "–";
+  const last = s.temp?.ts ?? s.humidity?.ts;
+  cell(s.row, "seen").textContent =
+    last !== undefined ? ago(last) : status?.since ? `${status.state} ${ago(status.since)}` : "–";
+}
+
+function idOf(topic: string): string {
+  return topic.split("/")[1] ?? topic;
+}
+
+function onStatus(msg: BridgeMessage): void {
+  const status = msg.payload as Status | null;
+  if (!status || typeof status !== "object" || typeof status.state !== "string") return;
+  const s = sensor(idOf(msg.topic));
+  s.status = status;
+  s.retained = msg.retain;
+  renderRow(s);
+  charts.temp.redraw(); // the legends show the sensors' names
+  charts.humidity.redraw();
+}
+
+function onReading(msg: BridgeMessage): void {
+  const reading = msg.payload as Reading | null;
+  if (!reading || typeof reading.value !== "number" || typeof reading.ts !== "number") return;
+  const kind = msg.topic.endsWith("/temp") ? "temp" : "humidity";
+  const s = sensor(idOf(msg.topic));
+  s[kind] = reading;
+  charts[kind].add(s.id, reading.ts, reading.value);
+  renderRow(s);
+  const counter = $("readings");
+  counter.dataset.count = String(++readings);
+  counter.textContent = `${readings} readings · last at ${new Date(reading.ts).toLocaleTimeString([], { hour12: false })}`;
+}
+
+let subscribed = false;
+const { socket, mqtt } = connect((info) => {
+  // the first subscribe failed (no broker then): try again now that there is one
+  if (info.connected && !subscribed && !starting) void start();
+});
+socket.on("disconnect", () => {
+  charts.temp.gap();
+  charts.humidity.gap();
+});
+
+let starting = false;
+async function start(): Promise<void> {
+  starting = true;
+  try {
+    // the last-known state first: the bridge replays it to this socket as it joins
+    await mqtt.subscribe("sensors/+/status", onStatus);
+    await mqtt.subscribe("sensors/+/temp", onReading);
+    await mqtt.subscribe("sensors/+/humidity", onReading);
+    subscribed = true;
+    clearError();
+  } catch (err) {
+    showError("Subscribing to the sensors failed", err);
+  } finally {
+    starting = false;
+  }
+}
+
+// "12 s ago" keeps moving
+setInterval(() => {
+  for (const s of sensors.values()) renderRow(s);
+}, 1000);
+
+void start();
