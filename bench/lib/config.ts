@@ -1,0 +1,63 @@
+/** Quick (`npm run bench`, about two minutes) and full (`npm run bench -- --full`) settings. */
+
+export type Mode = "quick" | "full";
+
+export interface Config {
+  mode: Mode;
+  /** Room sizes of the fan-out bench. */
+  ns: number[];
+  /** Receiver processes the N sockets are spread over. */
+  receivers: number;
+  /** Measured rounds per system (rotating order); throughput and latency time split over them. */
+  rounds: number;
+  warmupMs: number;
+  throughputMs: number;
+  latencyMs: number;
+  /** Throughput-phase length of the two profiled bridge runs. */
+  profileMs: number;
+  /** Filter counts of the routing bench, and routed messages per timed round. */
+  routingFilters: number[];
+  routingMessages: number;
+  routingRounds: number;
+  /** Publish bench: publishing clients, unacknowledged publishes per client, duration. */
+  publishClients: number;
+  publishWindow: number;
+  publishMs: number;
+  /** Hard limit for the whole run; children are killed and the run fails past it. */
+  deadlineMs: number;
+}
+
+export function config(mode: Mode): Config {
+  const full = mode === "full";
+  return {
+    mode,
+    ns: [1, 100, 1000],
+    receivers: 2,
+    rounds: full ? 5 : 3,
+    warmupMs: full ? 2000 : 500,
+    throughputMs: full ? 10_000 : 2500,
+    latencyMs: full ? 10_000 : 2000,
+    profileMs: full ? 8000 : 3000,
+    routingFilters: [10, 1000, 100_000],
+    routingMessages: full ? 200_000 : 40_000,
+    routingRounds: full ? 9 : 3,
+    publishClients: 10,
+    publishWindow: 8,
+    publishMs: full ? 10_000 : 3000,
+    deadlineMs: full ? 30 * 60_000 : 6 * 60_000,
+  };
+}
+
+/** Messages the publisher may have unacknowledged in the throughput phase (≈ 4,000 deliveries). */
+export function windowFor(n: number): number {
+  return Math.min(64, Math.max(4, Math.ceil(4000 / n)));
+}
+
+/**
+ * The fixed publish rate of the latency phase, the same for every system: 2,000 deliveries/s at
+ * N = 1 and 10,000 deliveries/s at larger N — a fraction of what the slowest system reaches, which
+ * the run checks (a system that falls behind is flagged "unsustained").
+ */
+export function latencyRate(n: number): number {
+  return n === 1 ? 2000 : Math.max(1, Math.round(10_000 / n));
+}

@@ -1,0 +1,178 @@
+/**
+ * The benchmark suite of issue 5: `npm run bench` (quick, about two minutes) or
+ * `npm run bench -- --full`. Runs, in order: the fan-out bench (4 systems × N), the bridge's
+ * server profiled on the fan-out at N = 100 and N = 1, the routing bench, the publish bench (and
+ * its profile); the 3-node cluster bench is a stub (bench/cluster.ts). Then writes
+ * bench/RESULTS.md and bench/results.svg and prints the tables. Everything runs on 127.0.0.1 with private brokers on
+ * ephemeral ports; every phase is bounded and the whole run has a hard deadline.
+ *
+ * Options: --full; --only=fanout,profile,routing,publish (a subset); --n=1,100 (room sizes).
+ */
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import * as prettier from "prettier";
+import { CLUSTER_BENCH_PENDING } from "./cluster";
+import { runPublishBench } from "./publish";
+import { summarizeProfile } from "./profile-summary";
+import type { RoutingResult } from "./routing";
+import { ensureBuild, libVersion } from "./lib/build";
+import { config } from "./lib/config";
+import type { Pool } from "./lib/fanout";
+import { SYSTEMS, runGroup } from "./lib/fanout";
+import { ROOT, startChild } from "./lib/ipc";
+import { loadAverage, machineInfo } from "./lib/proc";
+import type { RunResults } from "./lib/report";
+import { consoleReport, resultsMarkdown, resultsSvg } from "./lib/report";
+
+const args = process.argv.slice(2);
+const arg = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+const cfg = config(args.includes("--full") ? "full" : "quick");
+const only = arg("only")?.split(",");
+const wants = (part: string) => !only || only.includes(part);
+const ns = arg("n")?.split(",").map(Number);
+if (ns) cfg.ns = ns;
+
+const started = performance.now();
+const log = (line: string) =>
+  console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}`);
+
+async function startPool(): Promise<Pool> {
+  const publisher = await startChild("publisher", "bench/clients/publisher.ts");
+  const receivers = await Promise.all(
+    Array.from({ length: cfg.receivers }, (_, i) =>
+      startChild(`receiver ${i}`, "bench/clients/receiver.ts"),
+    ),
+  );
+  const { ackPort } = await publisher.call<{ ackPort: number }>("info");
+  await Promise.all(receivers.map((r, idx) => r.call("ackTo", { port: ackPort, idx })));
+  return { publisher, receivers };
+}
+
+/**
+ * Runs `bench` with a server under --cpu-prof writing into a fresh directory, keeps the main
+ * thread's profile as bench/profiles/<name>.cpuprofile and summarizes the measured window.
+ */
+async function profiled(
+  name: string,
+  bench: (dir: string) => Promise<{ from: number; to: number }>,
+): Promise<string> {
+  const dir = path.join(ROOT, "bench", "profiles", name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const window = await bench(dir);
+  // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile: thread 0 is the main thread (tsx's
+  // loader thread writes one too)
+  const main = readdirSync(dir).find((f) => f.split(".")[4] === "0");
+  if (!main) throw new Error(`no main-thread profile in ${dir}`);
+  const file = path.join(dir, "..", `${name}.cpuprofile`);
+  renameSync(path.join(dir, main), file);
+  rmSync(dir, { recursive: true, force: true });
+  const summary = summarizeProfile(file, { ...window, top: 12 });
+  log(`profile ${name}:\n${summary}\n`);
+  return summary;
+}
+
+async function main(): Promise<void> {
+  const deadline = setTimeout(() => {
+    console.error(`bench: deadline of ${cfg.deadlineMs / 1000} s passed, giving up`);
+    process.exit(1); // the exit handlers of lib/ipc and test/support kill every child and broker
+  }, cfg.deadlineMs);
+  deadline.unref();
+
+  const machine = machineInfo();
+  log(
+    `${cfg.mode} mode on ${machine.cpu} (${machine.nproc} cores), Node ${machine.node}, ` +
+      `Mosquitto ${machine.mosquitto}, socket.io ${machine.socketio}, mqtt ${machine.mqtt}, ` +
+      `load average ${machine.loadStart}`,
+  );
+  ensureBuild(log);
+  machine.lib = libVersion();
+  log(`lib/ at ${machine.lib}`);
+
+  const results: RunResults = {
+    cfg,
+    machine,
+    cells: [],
+    profiles: [],
+    cluster: CLUSTER_BENCH_PENDING,
+    seconds: 0,
+  };
+
+  if (wants("fanout") || wants("profile")) {
+    const pool = await startPool();
+    try {
+      if (wants("fanout")) {
+        for (const n of cfg.ns)
+          results.cells.push(...(await runGroup(pool, cfg, n, SYSTEMS, { log })));
+      }
+      if (wants("profile")) {
+        for (const n of [100, 1]) {
+          const summary = await profiled(`bridge-n${n}`, async (dir) => {
+            const [cell] = await runGroup(pool, cfg, n, ["bridge"], { log, profile: { dir } });
+            return cell.profileWindow!;
+          });
+          results.profiles.push({ title: `fan-out, N = ${n}`, summary });
+        }
+      }
+    } finally {
+      await Promise.all([pool.publisher, ...pool.receivers].map((c) => c.stop()));
+    }
+  }
+
+  if (wants("routing")) {
+    log(
+      `routing bench: ${cfg.routingFilters.map((f) => f.toLocaleString("en-US")).join(", ")} filters …`,
+    );
+    const child = await startChild("routing", "bench/routing.ts");
+    try {
+      results.routing = await child.call<RoutingResult[]>(
+        "run",
+        { filters: cfg.routingFilters, messages: cfg.routingMessages, rounds: cfg.routingRounds },
+        300_000,
+      );
+      for (const r of results.routing) {
+        log(
+          `[routing ${r.filters} filters] ${r.routedNs.toFixed(0)} ns/message routed, ` +
+            `${r.hotNs.toFixed(0)} ns one hot topic, ${r.unmatchedNs.toFixed(0)} ns unmatched, ` +
+            `${r.handwrittenNs.toFixed(0)} ns hand-written handler`,
+        );
+      }
+    } finally {
+      await child.stop();
+    }
+  }
+
+  if (wants("publish")) {
+    results.publish = await runPublishBench(cfg, log);
+    if (wants("profile")) {
+      const summary = await profiled("bridge-publish", async (dir) => {
+        const profile: { dir: string; window?: { from: number; to: number } } = { dir };
+        await runPublishBench(cfg, log, profile);
+        return profile.window!;
+      });
+      results.profiles.push({ title: "socket → broker QoS 1 publishes", summary });
+    }
+  }
+
+  log(`cluster bench: ${CLUSTER_BENCH_PENDING}`);
+  results.seconds = (performance.now() - started) / 1000;
+  machine.loadEnd = loadAverage();
+  // formatted as `npm run format` would, so that `prettier --check .` stays clean after a run
+  const mdFile = path.join(ROOT, "bench", "RESULTS.md");
+  const md = await prettier.format(resultsMarkdown(results), {
+    ...(await prettier.resolveConfig(mdFile)),
+    filepath: mdFile,
+  });
+  writeFileSync(mdFile, md);
+  writeFileSync(path.join(ROOT, "bench", "results.svg"), resultsSvg(results));
+  console.log(`\n${consoleReport(results)}\n`);
+  log("wrote bench/RESULTS.md and bench/results.svg");
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error("bench failed:", err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,37 @@
+/**
+ * Our bridge, loaded from a tsc build of lib/ (see ../lib/build.ts). Its MQTT.js client is passed in
+ * (`mqtt: client`, closed on close) so that its TCP socket has TCP_NODELAY; otherwise the
+ * options are the defaults (MQTT 5, decode "auto", retained cache on, echo on), except the
+ * publish rate limit, raised for the publish bench.
+ */
+import { loadBridge } from "../lib/build";
+import { connectNoDelay, hasNoDelay, whenConnected } from "../lib/mqtt";
+import { serveServer, startIo } from "./common";
+
+async function main(): Promise<void> {
+  const { mqttBridge } = loadBridge();
+  const brokerUrl = process.argv[2];
+  const { io, port, close } = await startIo();
+  const client = connectNoDelay(brokerUrl, { protocolVersion: 5, resubscribe: false });
+  const bridge = mqttBridge({
+    mqtt: client,
+    closeClient: true,
+    allow: { subscribe: ["bench/#"], publish: ["bench/#"] },
+    limits: { publishRate: 1_000_000, publishBurst: 1_000_000 },
+  });
+  bridge.on("error", (err) => console.error("bench bridge:", err.message));
+  io.use(bridge);
+  await whenConnected(client);
+  await bridge.ready;
+
+  serveServer(
+    { pid: process.pid, port, mqttNoDelay: hasNoDelay(client.stream) },
+    async () => {
+      await bridge.close();
+      await close();
+    },
+    { stats: () => bridge.stats() },
+  );
+}
+
+void main();
