@@ -107,7 +107,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
   });
   session.on("reconnect", () => events.emit("reconnect"));
   session.on("error", (err) => deps.fail(err));
-  session.on("message", (topic, payload, packet) => router.handle(topic, payload, packet));
+  session.onMessage = (topic, payload, packet) => router.handle(topic, payload, packet);
 
   const backend: Backend = {
     get connected() {

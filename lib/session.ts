@@ -23,7 +23,6 @@ export interface SessionEvents {
   offline: [];
   reconnect: [];
   error: [err: Error];
-  message: [topic: string, payload: Buffer, packet: IPublishPacket];
 }
 
 /** Reason codes with which a broker refuses a protocol version it does not speak. */
@@ -62,6 +61,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private everConnected = false;
   private closed = false;
   private readonly attached: [string, () => void][] = [];
+  /** Receives every PUBLISH from the broker (set by the owner of the session). */
+  onMessage: (topic: string, payload: Buffer, packet: IPublishPacket) => void = () => undefined;
   /** Operations waiting for the broker: timed out together, settled at once by close(). */
   private readonly deadlines: Deadlines;
 
@@ -93,8 +94,9 @@ export class Session extends EventEmitter<SessionEvents> {
     this.listen("reconnect", () => this.onReconnect());
     this.listen("offline", () => this.emit("offline"));
     this.listen("error", (err: Error) => this.onError(err));
+    // the hot path: a plain call to the router, not another event emit per message
     this.listen("message", (topic: string, payload: Buffer, packet: IPublishPacket) =>
-      this.emit("message", topic, payload, packet),
+      this.onMessage(topic, payload, packet),
     );
     if (this.client.connected) {
       // a borrowed client that is connected already: no `connect` event will come for it
