@@ -87,7 +87,8 @@ async function mqttClient(url: string): Promise<MqttClient> {
 interface ConnectArgs {
   group: string;
   kind: "socketio" | "mqtt";
-  url: string;
+  /** Several URLs (the nodes of a cluster): the clients go to them in turn. */
+  url: string | string[];
   count: number;
   join: "bridge" | "event";
 }
@@ -107,9 +108,11 @@ serve(
       const g = { sockets: [] as Socket[], clients: [] as MqttClient[] };
       groups.set(group, g);
       for (let i = 0; i < count; i += CONNECT_BATCH) {
-        const batch = Array.from({ length: Math.min(CONNECT_BATCH, count - i) }, () =>
-          kind === "socketio" ? socketIoClient(url, join) : mqttClient(url),
-        );
+        const urls = typeof url === "string" ? [url] : url;
+        const batch = Array.from({ length: Math.min(CONNECT_BATCH, count - i) }, (_, j) => {
+          const to = urls[(i + j) % urls.length];
+          return kind === "socketio" ? socketIoClient(to, join) : mqttClient(to);
+        });
         if (kind === "socketio") g.sockets.push(...(await Promise.all(batch as Promise<Socket>[])));
         else g.clients.push(...(await Promise.all(batch as Promise<MqttClient>[])));
       }

@@ -33,6 +33,27 @@ export interface Pool {
   receivers: Child[];
 }
 
+/** Starts the publisher and `receivers` receiver processes, the receivers acking to the publisher. */
+export async function startPool(receivers: number): Promise<Pool> {
+  const publisher = await startChild("publisher", "bench/clients/publisher.ts");
+  const pool: Pool = {
+    publisher,
+    receivers: await Promise.all(
+      Array.from({ length: receivers }, (_, i) =>
+        startChild(`receiver ${i}`, "bench/clients/receiver.ts"),
+      ),
+    ),
+  };
+  const { ackPort } = await publisher.call<{ ackPort: number }>("info");
+  await Promise.all(pool.receivers.map((r, idx) => r.call("ackTo", { port: ackPort, idx })));
+  return pool;
+}
+
+/** Stops the client processes of a pool. */
+export async function stopPool(pool: Pool): Promise<void> {
+  await Promise.all([pool.publisher, ...pool.receivers].map((c) => c.stop()));
+}
+
 /** A phase summed over its rounds. */
 export interface PhaseResult {
   sent: number;
@@ -66,16 +87,23 @@ export interface CellResult {
   profileWindow?: { from: number; to: number };
 }
 
-/** A system under test, up and connected. */
-interface Subject {
-  system: System;
+/**
+ * A system under test, up and connected. `system` is also the receivers' group and the
+ * publisher's sink id. The cluster bench adds more server processes: `servers` (bench servers that
+ * answer `cpu`) and `serverPids` / `brokerPids` (any process, read from /proc: a worker, Redis).
+ */
+export interface Subject<S extends string = System> {
+  system: S;
   broker?: MosquittoHandle;
   server?: Child;
   info?: ServerInfo;
   noDelay: boolean;
+  servers?: Child[];
+  serverPids?: number[];
+  brokerPids?: number[];
 }
 
-interface Round {
+export interface Round {
   sent: number;
   delivered: number;
   seconds: number;
@@ -88,17 +116,20 @@ interface Round {
 
 let phaseId = 0;
 
-function split(n: number, parts: number): number[] {
+/** `n` spread over `parts` as evenly as possible. */
+export function split(n: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function cpuOf(s: Subject): Promise<{ server: number; broker: number }> {
-  const usage = s.server ? await s.server.call<NodeJS.CpuUsage>("cpu") : undefined;
+async function cpuOf(s: Subject<string>): Promise<{ server: number; broker: number }> {
+  const servers = [...(s.server ? [s.server] : []), ...(s.servers ?? [])];
+  const usages = await Promise.all(servers.map((c) => c.call<NodeJS.CpuUsage>("cpu")));
+  const pids = (xs: number[] | undefined) => (xs ?? []).reduce((t, pid) => t + cpuMicros(pid), 0);
   return {
-    server: usage ? usage.user + usage.system : 0,
-    broker: s.broker ? cpuMicros(s.broker.pid) : 0,
+    server: usages.reduce((t, u) => t + u.user + u.system, 0) + pids(s.serverPids),
+    broker: (s.broker ? cpuMicros(s.broker.pid) : 0) + pids(s.brokerPids),
   };
 }
 
@@ -115,16 +146,16 @@ async function drain(pool: Pool, expected: number, timeoutMs = 5000): Promise<nu
   }
 }
 
-type Run =
+export type Run =
   | { mode: "window"; window: number; durationMs: number }
   | { mode: "rate"; rate: number; durationMs: number };
 
 /** One measured round of one system. */
-async function round(
+export async function round(
   pool: Pool,
   counts: number[],
   n: number,
-  s: Subject,
+  s: Subject<string>,
   run: Run,
   record: boolean,
 ): Promise<Round> {
@@ -159,7 +190,8 @@ async function round(
   };
 }
 
-function sum(rounds: Round[], n: number): PhaseResult {
+/** A phase summed over its rounds. */
+export function sum(rounds: Round[], n: number): PhaseResult {
   const total = (f: (r: Round) => number) => rounds.reduce((acc, r) => acc + f(r), 0);
   const delivered = total((r) => r.delivered);
   const seconds = total((r) => r.seconds);
@@ -211,7 +243,7 @@ export interface GroupOptions {
   log: (line: string) => void;
 }
 
-const fmtRate = (v: number) => Math.round(v).toLocaleString("en-US");
+export const fmtRate = (v: number) => Math.round(v).toLocaleString("en-US");
 
 /** Measures `systems` for one room size `n`; see the file comment. */
 export async function runGroup(

@@ -1,4 +1,5 @@
 /** Turns the results of a run into RESULTS.md, results.svg and the console tables. */
+import type { ClusterResult } from "../cluster";
 import type { PublishResult } from "../publish";
 import type { RoutingResult } from "../routing";
 import type { Config } from "./config";
@@ -15,7 +16,8 @@ export interface RunResults {
   routing?: RoutingResult[];
   publish?: PublishResult[];
   profiles: { title: string; summary: string }[];
-  cluster: string;
+  /** The cluster bench's results, or why it did not run. */
+  cluster: ClusterResult[] | string;
   seconds: number;
 }
 
@@ -181,6 +183,7 @@ export function consoleReport(r: RunResults): string {
   const parts = [textTable(f.head, f.rows), "", textTable(TARGET_HEAD, targetRows(r))];
   if (r.routing) parts.push("", textTable(...routingTable(r.routing)));
   if (r.publish) parts.push("", textTable(...publishTable(r.publish)));
+  if (typeof r.cluster !== "string") parts.push("", textTable(...clusterTable(r.cluster)));
   return parts.join("\n");
 }
 
@@ -207,6 +210,52 @@ function routingTable(results: RoutingResult[]): [string[], string[][]] {
       `${(x.handwrittenNs / (results[0]?.handwrittenNs ?? 1)).toFixed(2)}×`,
       fmt(x.routedNs - x.handwrittenNs),
     ]),
+  ];
+}
+
+/** The cluster bench: 3 nodes (both topologies) against 1. */
+export function clusterTable(results: ClusterResult[]): [string[], string[][]] {
+  const base = results.find((x) => x.setup === "single")?.throughput;
+  return [
+    [
+      "N",
+      "setup",
+      "sockets per node",
+      "deliveries/s",
+      "vs 1 node",
+      "server CPU µs/delivery (Node processes + Mosquitto, Redis)",
+      "vs 1 node",
+      "rounds (min–max)",
+      "latency at",
+      "p50",
+      "p99",
+      "Node processes' peak RSS MiB",
+      "lost",
+    ],
+    results.map((x) => {
+      const t = x.throughput;
+      const l = x.latency;
+      const per = (us: number) => fmt(us / Math.max(1, t.delivered), 2);
+      const rounds = t.roundsCpuPerDelivery;
+      const flags = [t.stalled ? "stalled" : "", l?.unsustained ? "unsustained" : ""].filter(
+        Boolean,
+      );
+      return [
+        fmt(x.n),
+        x.name,
+        x.spread.join(" / "),
+        fmt(t.deliveriesPerSec),
+        base ? `${(t.deliveriesPerSec / base.deliveriesPerSec).toFixed(2)}×` : "–",
+        `${fmt(t.cpuPerDelivery, 2)} (${per(t.serverCpu)} + ${per(t.brokerCpu)})`,
+        base ? `${(t.cpuPerDelivery / base.cpuPerDelivery).toFixed(2)}×` : "–",
+        `${fmt(Math.min(...rounds), 2)}–${fmt(Math.max(...rounds), 2)}`,
+        l ? `${fmt(l.rate)} msg/s` : "–",
+        fmtMicros(l?.p50),
+        fmtMicros(l?.p99),
+        x.rssKiB.map(mib).join(" / "),
+        fmt(t.lost + (l?.lost ?? 0)) + (flags.length ? ` (${flags.join(", ")})` : ""),
+      ];
+    }),
   ];
 }
 
@@ -391,7 +440,33 @@ export function resultsMarkdown(r: RunResults): string {
     "",
     "## 3 nodes vs 1 (Redis adapter)",
     "",
-    r.cluster,
+    "The fan-out workload (one room, one QoS 0 publisher, window W, 100-byte JSON payload) on " +
+      "three setups, each with its own fresh Mosquitto and redis-server, all up at once and measured " +
+      `in turn in ${r.cfg.rounds} rotating rounds (throughput ${Math.max(2 * r.cfg.throughputMs, 5000) / 1000} s per setup in all, ` +
+      `after a ${Math.max(r.cfg.warmupMs, 3000) / 1000} s warm-up; bench/cluster.ts): *1 node*: the bench bridge ` +
+      "server above (in-memory adapter); *embedded*: 3 Socket.IO nodes with " +
+      "`@socket.io/redis-adapter`, each with its own bridge and broker connection (TCP_NODELAY), " +
+      "emitting broker messages to its local sockets; *forward*: 3 web nodes " +
+      '`mqttBridge({ topology: "forward" })` and one `socket.io-mqtt-bridge worker` process (the ' +
+      "tsc build's `cli.js`, MQTT.js's own TCP socket) holding the only broker connection, which " +
+      "emits each message through the Redis adapter to every node. The sockets join with " +
+      "`mqtt.subscribe` and are spread over the nodes. **Server CPU** = user + system CPU of every " +
+      "server-side process (nodes and worker; Mosquitto and Redis), ÷ deliveries. On 2 cores, " +
+      "3 nodes do not add CPU: they share the cores with the clients, so deliveries/s shows what " +
+      "the extra hops cost, not how a cluster scales on more machines. Latency at a fixed rate as " +
+      "above; **lost** = sent × N − received, both phases.",
+    "",
+    typeof r.cluster === "string"
+      ? r.cluster
+      : markdownTable(...clusterTable(r.cluster)) +
+        "\n\nTCP_NODELAY verified on the publisher's socket: " +
+        r.cluster.map((x) => `${x.setup} ${x.noDelay.publisher ? "yes" : "NO"}`).join(", ") +
+        "; on the bridges' own MQTT sockets (not the worker's): " +
+        r.cluster
+          .filter((x) => x.noDelay.nodes.length)
+          .map((x) => `${x.setup} ${x.noDelay.nodes.every(Boolean) ? "yes" : "NO"}`)
+          .join(", ") +
+        ".",
     "",
     "## Profiles of the bridge server",
     "",
