@@ -1,4 +1,5 @@
 import type { Namespace } from "socket.io";
+import { MqttBridgeError } from "./errors";
 import type { ResolvedOptions } from "./options";
 import type { QoS } from "./protocol";
 import type { RoomTracker } from "./rooms";
@@ -57,4 +58,28 @@ export interface Core {
   /** Publishes from the server (not authorized). */
   publish(msg: ValidPublish, queue: boolean): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The `ready` promise of a topology, with its settle functions. */
+export interface Ready {
+  promise: Promise<void>;
+  resolve(): void;
+  /** Rejects with "the bridge was closed" (no effect once resolved). */
+  closed(): void;
+}
+
+/** Creates `bridge.ready`; a rejection nobody awaits never becomes an unhandled rejection. */
+export function createReady(): Ready {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return {
+    promise,
+    resolve,
+    closed: () => reject(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge was closed")),
+  };
 }

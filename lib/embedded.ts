@@ -4,6 +4,7 @@ import type { Namespace } from "socket.io";
 const EVENT_PACKET = 2;
 import { createDecoder } from "./codec";
 import type { Backend, Core, CoreDeps } from "./core";
+import { createReady } from "./core";
 import { MqttBridgeError } from "./errors";
 import { RoomTracker } from "./rooms";
 import type { Broadcast } from "./router";
@@ -83,20 +84,14 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     broadcast,
   );
 
-  let resolveReady!: () => void;
-  let rejectReady!: (err: Error) => void;
-  const ready = new Promise<void>((resolve, reject) => {
-    resolveReady = resolve;
-    rejectReady = reject;
-  });
-  ready.catch(() => undefined); // nobody awaiting `ready` must not crash the process
+  const ready = createReady();
 
   let up = false;
   session.on("connect", () => {
     up = true;
     stats.connects++;
     table.resubscribeAll();
-    resolveReady();
+    ready.resolve();
     events.emit("connect");
   });
   session.on("offline", () => {
@@ -131,7 +126,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     namespaces,
     backend,
     rooms,
-    ready,
+    ready: ready.promise,
     protocolVersion: () =>
       stats.connects > 0 ? session.client.options.protocolVersion : undefined,
     clientId: () => session.client.options.clientId,
@@ -146,7 +141,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
       rooms.close();
       await table.close();
       await session.close();
-      rejectReady(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge was closed"));
+      ready.closed();
     },
   };
 }

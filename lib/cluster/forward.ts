@@ -1,6 +1,7 @@
 import createDebug from "debug";
 import type { Namespace } from "socket.io";
 import type { Backend, Core, CoreDeps } from "../core";
+import { createReady } from "../core";
 import { MqttBridgeError } from "../errors";
 import type { QoS } from "../protocol";
 import { RoomTracker } from "../rooms";
@@ -38,13 +39,7 @@ export function createForward(deps: CoreDeps): Core {
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
 
-  let resolveReady!: () => void;
-  let rejectReady!: (err: Error) => void;
-  const ready = new Promise<void>((resolve, reject) => {
-    resolveReady = resolve;
-    rejectReady = reject;
-  });
-  ready.catch(() => undefined);
+  const ready = createReady();
 
   // Room changes and joins of one synchronous run (a join that creates a room fires create-room
   // then join-room) travel in one report, sent in a microtask: the worker replays the joiner's
@@ -95,7 +90,7 @@ export function createForward(deps: CoreDeps): Core {
     if (status?.worker !== s.worker) debug("worker %s (connected: %s)", s.worker, s.connected);
     status = s;
     lastSeen = Date.now();
-    if (s.connected) resolveReady();
+    if (s.connected) ready.resolve();
     const isUp = s.connected;
     if (isUp && !wasUp) {
       deps.stats.connects++;
@@ -185,7 +180,7 @@ export function createForward(deps: CoreDeps): Core {
   return {
     backend,
     rooms,
-    ready,
+    ready: ready.promise,
     protocolVersion: () => status?.protocolVersion,
     clientId: () => undefined,
     brokerSubscriptions: () => 0,
@@ -227,7 +222,7 @@ export function createForward(deps: CoreDeps): Core {
         flush(nsp);
       }
       rooms.close();
-      rejectReady(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge was closed"));
+      ready.closed();
       return Promise.resolve();
     },
   };

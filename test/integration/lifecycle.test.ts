@@ -34,6 +34,7 @@ describe("lifecycle and wiring", () => {
     await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
     cleanups.push(() => io.close());
     cleanups.push(() => bridge.close());
+    await withTimeout(bridge.ready, 5000, "bridge connected"); // subscribes need the broker
     return { io, url: `http://127.0.0.1:${(http.address() as AddressInfo).port}` };
   }
 
