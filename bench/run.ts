@@ -6,7 +6,8 @@
  * bench/RESULTS.md and bench/results.svg and prints the tables. Everything runs on 127.0.0.1 with private brokers on
  * ephemeral ports; every phase is bounded and the whole run has a hard deadline.
  *
- * Options: --full; --only=fanout,profile,routing,publish,cluster (a subset); --n=1,100 (room sizes).
+ * Options: --full; --only=fanout,profile,routing,publish,cluster (a subset: prints the tables but
+ * leaves RESULTS.md alone); --n=1,100 (room sizes).
  */
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -161,9 +162,14 @@ async function main(): Promise<void> {
     ...(await prettier.resolveConfig(mdFile)),
     filepath: mdFile,
   });
+  console.log(`\n${consoleReport(results)}\n`);
+  if (only) {
+    // a partial run must not replace the committed results with a mostly empty report
+    log("--only: bench/RESULTS.md and bench/results.svg left as they are");
+    return;
+  }
   writeFileSync(mdFile, md);
   writeFileSync(path.join(ROOT, "bench", "results.svg"), resultsSvg(results));
-  console.log(`\n${consoleReport(results)}\n`);
   log("wrote bench/RESULTS.md and bench/results.svg");
 }
 
