@@ -182,7 +182,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       const limits = { ...opts.limits, payloadBytes: 268_435_455 };
       const msg = parsePublish({ ...o, topic, payload }, limits, core.backend.mqtt5);
       stats.publishes.server++;
-      await core.publish(msg, opts.limits.offlineQueue > 0);
+      await core.backend.publish(msg, opts.limits.offlineQueue > 0);
     },
     room(filter: string): string {
       return core.rooms.room(filter);
@@ -193,7 +193,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       stats.clientId = core.clientId();
       stats.brokerSubscriptions = core.brokerSubscriptions();
       stats.rooms = core.rooms.rooms;
-      stats.retained.cached = core.retainedCached();
+      Object.assign(stats.retained, core.retainedCache());
       return snapshot(stats);
     },
     attach(target: Server | Namespace): void {

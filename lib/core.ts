@@ -51,12 +51,10 @@ export interface Core {
   clientId(): string | undefined;
   /** Broker subscriptions confirmed by this process. */
   brokerSubscriptions(): number;
-  /** Topics in this process's retained cache. */
-  retainedCached(): number;
+  /** This process's retained cache: topics held, and evicted because it was full. */
+  retainedCache(): { cached: number; evicted: number };
   /** Serves a namespace (adapter listeners, cluster messages). */
   attach(nsp: Namespace): void;
-  /** Publishes from the server (not authorized). */
-  publish(msg: ValidPublish, queue: boolean): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -49,16 +49,8 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
   const rooms = new RoomTracker(opts, {
     acquire: (filter, room) => table.acquire(filter, room),
     release: (filter, room) => table.release(filter, room),
-    join: (nsp, room, id) => {
-      const socket = nsp.sockets.get(id);
-      const filters = rooms.liveFilters(nsp, room);
-      if (!socket || !filters) return;
-      const others: string[] = [];
-      for (const r of socket.rooms) {
-        if (r !== room) others.push(...(rooms.liveFilters(nsp, r) ?? []));
-      }
-      router.replay(filters, others, (m) => socket.emit(opts.events.message, m));
-    },
+    join: (_nsp, socket, filters, others) =>
+      router.replay(filters, others, (m) => socket.emit(opts.events.message, m)),
   });
 
   // Straight to the adapter, as BroadcastOperator.emit does (one encode per broadcast), without
@@ -131,12 +123,11 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
       stats.connects > 0 ? session.client.options.protocolVersion : undefined,
     clientId: () => session.client.options.clientId,
     brokerSubscriptions: () => table.subscriptions,
-    retainedCached: () => router.retained.size,
+    retainedCache: () => ({ cached: router.retained.size, evicted: router.retained.evicted }),
     attach(nsp) {
       namespaces.add(nsp);
       rooms.attach(nsp);
     },
-    publish: (msg, queue) => backend.publish(msg, queue),
     async close() {
       rooms.close();
       await table.close();

@@ -1,4 +1,4 @@
-import type { Namespace } from "socket.io";
+import type { Namespace, Socket } from "socket.io";
 import type { ResolvedOptions } from "./options";
 import { checkFilter } from "./validate";
 
@@ -15,8 +15,11 @@ export interface RoomHooks {
   acquire(filter: string, room: string, nsp: Namespace): void;
   /** `room` of `nsp` no longer needs `filter`. */
   release(filter: string, room: string, nsp: Namespace): void;
-  /** A socket joined a live bridged room (for the retained replay). */
-  join(nsp: Namespace, room: string, socketId: string): void;
+  /**
+   * A socket joined a live bridged room (for the retained replay): the room's filters, and the
+   * filters of the socket's other bridged rooms (state it already has through them).
+   */
+  join(nsp: Namespace, socket: Socket, filters: ReadonlySet<string>, others: string[]): void;
 }
 
 /**
@@ -74,11 +77,6 @@ export class RoomTracker {
     return this.links.get(nsp)?.live.has(room) ?? false;
   }
 
-  /** The filters of a live bridged room of `nsp`. */
-  liveFilters(nsp: Namespace, room: string): ReadonlySet<string> | undefined {
-    return this.links.get(nsp)?.live.get(room);
-  }
-
   /** Starts following the rooms of a namespace (idempotent); picks up rooms that already exist. */
   attach(nsp: Namespace): void {
     if (this.links.has(nsp)) return;
@@ -87,7 +85,15 @@ export class RoomTracker {
     const onCreate = (room: string) => this.onCreate(link, room);
     const onDelete = (room: string) => this.onDelete(link, room);
     const onJoin = (room: string, id: string) => {
-      if (room !== id && link.live.has(room)) this.hooks.join(nsp, room, id);
+      const filters = link.live.get(room);
+      const socket = nsp.sockets.get(id);
+      if (room === id || !filters || !socket || !this.opts.retained) return;
+      const others: string[] = [];
+      for (const r of socket.rooms) {
+        const f = r === room ? undefined : link.live.get(r);
+        if (f) others.push(...f);
+      }
+      this.hooks.join(nsp, socket, filters, others);
     };
     adapter.on("create-room", onCreate);
     adapter.on("delete-room", onDelete);

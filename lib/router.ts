@@ -182,8 +182,6 @@ export class Router {
       if (packet.retain || (!this.session.mqtt5 && this.retained.has(topic))) {
         const stored: BridgeMessage = { ...message, retain: true };
         const result = this.retained.update(stored, payload, fingerprint(properties));
-        this.stats.retained.cached = this.retained.size;
-        this.stats.retained.evicted = this.retained.evicted;
         if (result === "unchanged" && packet.retain) {
           stats.retainedUnchanged++;
           return; // every member has this state already; joiners got it from the cache
@@ -228,7 +226,6 @@ export class Router {
       trie.match(topic, () => (live = true));
       return !live;
     });
-    this.stats.retained.cached = this.retained.size;
     debug("retained cache: %d topics", this.retained.size);
   }
 }

@@ -15,9 +15,10 @@ export interface FilterEntry {
   readonly filter: string;
   /** MQTT 5 subscription identifier; a newer entry always gets a larger one (until wrap-around). */
   readonly id: number;
-  /** Live (place, room) pairs that route to this filter (a place: a namespace, or a node). */
-  refs: number;
-  /** The rooms routed to this filter, with how many places hold each live. */
+  /**
+   * The rooms routed to this filter, with how many places (namespaces, or nodes for the worker)
+   * hold each live; the entry goes when the last one does.
+   */
   rooms: Map<string, number>;
   /** The same rooms as a Set, ready for a broadcast. */
   roomSet: Set<string>;
@@ -77,7 +78,6 @@ export class SubscriptionTable {
   acquire(filter: string, room: string): void {
     let entry = this.trie.get(filter);
     if (entry) {
-      entry.refs++;
       entry.rooms.set(room, (entry.rooms.get(room) ?? 0) + 1);
       entry.roomSet.add(room);
       this.version++;
@@ -86,7 +86,6 @@ export class SubscriptionTable {
     entry = {
       filter,
       id: this.allocateId(),
-      refs: 1,
       rooms: new Map([[room, 1]]),
       roomSet: new Set([room]),
       qos: this.wantedQos.get(filter) ?? 0,
@@ -114,7 +113,7 @@ export class SubscriptionTable {
       entry.roomSet.delete(room);
     }
     this.version++;
-    if (--entry.refs > 0) return;
+    if (entry.rooms.size > 0) return;
     this.trie.delete(filter);
     debug("- %s", filter);
     this.hooks.onRemoved(filter);

@@ -69,15 +69,8 @@ export function createForward(deps: CoreDeps): Core {
   const rooms: RoomTracker = new RoomTracker(opts, {
     acquire: (filter, room, nsp) => report(nsp, ["+", room, filter, wantedQos.get(filter) ?? 0]),
     release: (filter, room, nsp) => report(nsp, ["-", room, filter]),
-    join: (nsp, room, id) => {
-      const socket = nsp.sockets.get(id);
-      const filters = rooms.liveFilters(nsp, room);
-      if (!socket || !filters || !opts.retained) return;
-      const others: string[] = [];
-      for (const r of socket.rooms) {
-        if (r !== room) others.push(...(rooms.liveFilters(nsp, r) ?? []));
-      }
-      const join: ReplayRequest = { socket: id, filters: [...filters], others };
+    join: (nsp, socket, filters, others) => {
+      const join: ReplayRequest = { socket: socket.id, filters: [...filters], others };
       batchOf(nsp).joins.push(join);
     },
   });
@@ -184,7 +177,7 @@ export function createForward(deps: CoreDeps): Core {
     protocolVersion: () => status?.protocolVersion,
     clientId: () => undefined,
     brokerSubscriptions: () => 0,
-    retainedCached: () => 0,
+    retainedCache: () => ({ cached: 0, evicted: 0 }),
     attach(nsp) {
       if (closed) return;
       namespaces.push(nsp);
@@ -209,7 +202,6 @@ export function createForward(deps: CoreDeps): Core {
         ping();
       }
     },
-    publish: (msg) => backend.publish(msg, false),
     close() {
       closed = true;
       if (timer) clearInterval(timer);
