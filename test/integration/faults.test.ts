@@ -752,7 +752,8 @@ describe("fault tests (Mosquitto killed, restarted, hostile clients, close)", fu
       }
     });
 
-    it("bridge.connected is false after close() also with a client passed in", async function () {
+    /** A connected MQTT client of the test's own, to pass to a bridge; ended after the test. */
+    async function borrowedClient(): Promise<MqttClient> {
       const client = await withTimeout(
         mqtt.connectAsync(shared.url, { protocolVersion: 5, reconnectPeriod: 100 }),
         5000,
@@ -760,6 +761,11 @@ describe("fault tests (Mosquitto killed, restarted, hostile clients, close)", fu
       );
       client.on("error", noop);
       cleanups.push(() => client.endAsync(true));
+      return client;
+    }
+
+    it("bridge.connected is false after close() also with a client passed in", async function () {
+      const client = await borrowedClient();
       const br = bridge({ ...OPEN, mqtt: client });
       await withTimeout(br.close(), 3000, "close");
       expect(client.connected).to.equal(true);
@@ -767,26 +773,14 @@ describe("fault tests (Mosquitto killed, restarted, hostile clients, close)", fu
     });
 
     it("bridge.ready resolves for a client passed in that is connected already", async function () {
-      const client = await withTimeout(
-        mqtt.connectAsync(shared.url, { protocolVersion: 5, reconnectPeriod: 100 }),
-        5000,
-        "client connected",
-      );
-      client.on("error", noop);
-      cleanups.push(() => client.endAsync(true));
+      const client = await borrowedClient();
       const br = bridge({ ...OPEN, mqtt: client });
       expect(await readyOutcome(br, 2000)).to.equal("resolved");
       expect(br.connected).to.equal(true);
     });
 
     it("close() leaves no listener on an MQTT client passed in", async function () {
-      const client = await withTimeout(
-        mqtt.connectAsync(shared.url, { protocolVersion: 5, reconnectPeriod: 100 }),
-        5000,
-        "client connected",
-      );
-      client.on("error", noop);
-      cleanups.push(() => client.endAsync(true));
+      const client = await borrowedClient();
       const before = client.listenerCount("error");
       const br = bridge({ ...OPEN, mqtt: client });
       await withTimeout(br.close(), 3000, "close");
