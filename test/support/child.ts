@@ -101,26 +101,23 @@ export function findBinary(name: string): string {
 }
 
 /**
- * Spawns `command` in the foreground with stdout/stderr captured into `ring`
- * (and passed to `onOutput`, if given, e.g. to watch for a readiness line).
- * The process is registered so that it is SIGKILLed if the test process
- * exits while it is still running.
+ * Follows a child process the harness started: its output goes to `ring` (and `onOutput`), it is
+ * SIGKILLed if the test process exits while it runs, and `exited` settles (never rejects) when it
+ * has exited.
  */
-export function spawnManaged(
-  command: string,
-  args: readonly string[],
-  opts: { cwd: string; ring: LogRing; onOutput?: (chunk: string) => void },
-): ManagedChild {
-  const child = spawn(command, args, { cwd: opts.cwd, stdio: ["ignore", "pipe", "pipe"] });
+export function track(
+  child: ChildProcess,
+  ring: LogRing,
+  onOutput?: (chunk: string) => void,
+): { exited: Promise<ExitInfo>; running: () => boolean } {
   let running = child.pid !== undefined;
   if (running) live.add(child);
   const onData = (chunk: Buffer): void => {
-    opts.ring.write(chunk);
-    opts.onOutput?.(chunk.toString());
+    ring.write(chunk);
+    onOutput?.(chunk.toString());
   };
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);
-
   const exited = new Promise<ExitInfo>((resolve) => {
     child.once("error", (error) => {
       // Only reached for spawn failures when no exit event follows.
@@ -135,10 +132,26 @@ export function spawnManaged(
       resolve({ code, signal });
     });
   });
+  return { exited, running: () => running };
+}
+
+/**
+ * Spawns `command` in the foreground with stdout/stderr captured into `ring`
+ * (and passed to `onOutput`, if given, e.g. to watch for a readiness line).
+ * The process is registered so that it is SIGKILLed if the test process
+ * exits while it is still running.
+ */
+export function spawnManaged(
+  command: string,
+  args: readonly string[],
+  opts: { cwd: string; ring: LogRing; onOutput?: (chunk: string) => void },
+): ManagedChild {
+  const child = spawn(command, args, { cwd: opts.cwd, stdio: ["ignore", "pipe", "pipe"] });
+  const { exited, running } = track(child, opts.ring, opts.onOutput);
 
   const waitExit = (timeoutMs: number): Promise<boolean> =>
     new Promise<boolean>((resolve) => {
-      if (!running) {
+      if (!running()) {
         resolve(true);
         return;
       }
@@ -152,11 +165,11 @@ export function spawnManaged(
   const handle: ManagedChild = {
     pid: child.pid ?? 0,
     get running() {
-      return running;
+      return running();
     },
     exited,
     async kill(signal: NodeJS.Signals, timeoutMs = 5000): Promise<void> {
-      if (!running) return;
+      if (!running()) return;
       child.kill(signal);
       if (!(await waitExit(timeoutMs))) {
         throw new Error(
@@ -165,7 +178,7 @@ export function spawnManaged(
       }
     },
     async stop(graceMs = 2000): Promise<void> {
-      if (!running) return;
+      if (!running()) return;
       child.kill("SIGTERM");
       if (await waitExit(graceMs)) return;
       await handle.kill("SIGKILL");

@@ -2,16 +2,14 @@
  * Starts Socket.IO node processes (test/cluster/node.ts) for the cluster tests and talks to them
  * over IPC: commands with replies matched by request id, SIGKILL of one node, and a stop of all
  * (SIGTERM, then SIGKILL after 3 s). No node outlives the test process: they are SIGKILLed at its
- * exit (see onProcessExit), and each node also exits by itself when its IPC channel closes.
+ * exit (see track() in child.ts), and each node also exits by itself when its IPC channel closes.
  */
 import { fork } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import type { BridgeStats } from "../../lib";
 import type { AdapterKind } from "./adapters";
-import { LogRing } from "./child";
+import { LogRing, track } from "./child";
 import type { ExitInfo } from "./child";
-import { onProcessExit } from "./util";
 
 /** A command to a node (`id` is added by {@link ClusterNode.request}). */
 export type NodeCommand =
@@ -107,18 +105,6 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-const live = new Set<ChildProcess>();
-onProcessExit(() => {
-  for (const child of live) {
-    try {
-      if (child.pid !== undefined) process.kill(child.pid, "SIGKILL");
-    } catch {
-      // gone already
-    }
-  }
-  live.clear();
-});
-
 let clusters = 0;
 
 /** Starts `opts.nodes` node processes in parallel and waits (bounded) until each is ready. */
@@ -172,23 +158,7 @@ function startNode(
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
-  if (child.pid !== undefined) live.add(child);
-  child.stdout?.on("data", (chunk: Buffer) => ring.write(chunk));
-  child.stderr?.on("data", (chunk: Buffer) => ring.write(chunk));
-  let running = child.pid !== undefined;
-  const exited = new Promise<ExitInfo>((resolve) => {
-    child.once("error", (error) => {
-      if (child.pid === undefined) {
-        running = false;
-        resolve({ code: null, signal: null, error });
-      }
-    });
-    child.once("exit", (code, signal) => {
-      running = false;
-      live.delete(child);
-      resolve({ code, signal });
-    });
-  });
+  const { exited, running } = track(child, ring);
 
   let nextId = 1;
   const pending = new Map<
@@ -220,7 +190,7 @@ function startNode(
 
   const waitExit = (ms: number): Promise<boolean> =>
     new Promise<boolean>((resolve) => {
-      if (!running) return resolve(true);
+      if (!running()) return resolve(true);
       const timer = setTimeout(() => resolve(false), ms);
       void exited.then(() => {
         clearTimeout(timer);
@@ -240,12 +210,12 @@ function startNode(
       return `http://127.0.0.1:${port}`;
     },
     get running() {
-      return running;
+      return running();
     },
     exited,
     request<C extends NodeCommand>(command: C, timeoutMs = 5000) {
       return new Promise<NodeResults[C["cmd"]]>((resolve, reject) => {
-        if (!running || !child.connected) {
+        if (!running() || !child.connected) {
           reject(new Error(`node ${index} is not running`));
           return;
         }
@@ -262,12 +232,12 @@ function startNode(
       return node.request({ cmd: "stats" });
     },
     async kill(signal: NodeJS.Signals = "SIGKILL") {
-      if (!running) return;
+      if (!running()) return;
       child.kill(signal);
       if (!(await waitExit(5000))) throw new Error(`node ${index} did not exit after ${signal}`);
     },
     async stop(graceMs = 3000) {
-      if (!running) return;
+      if (!running()) return;
       child.kill("SIGTERM");
       if (await waitExit(graceMs)) return;
       ring.push(`--- harness: node ${index} still running ${graceMs} ms after SIGTERM: SIGKILL`);
