@@ -54,12 +54,41 @@ function safeReviver(key: string, value: unknown): unknown {
 }
 
 const JSON_START = /^[\s]*[{["\-0-9tfn]/;
-/** Cheap pre-check: a number with 16+ digits or a 3-digit exponent may not survive JSON.parse. */
-// a 16-digit run can only start after a non-digit: the lookbehind stops retries at every digit
-const RISKY_NUMBER = /(?<![0-9])[0-9]{16}|[0-9][eE][+-]?[0-9]{3}/;
+/**
+ * Cheap pre-check for a number `JSON.parse` may change: 16 or more digits in one number (a
+ * decimal point may split them; up to 15 significant digits always survive a double), or an
+ * exponent of 3 digits (overflow to Infinity, underflow to 0). The lookbehind starts a match only
+ * at the start of a run of digits, so a long run is not retried at every digit.
+ */
+const RISKY_NUMBER = /(?<![0-9.])(?:\.?[0-9]){16}|[0-9][eE][+-]?[0-9]{3}/;
 const NUMBER_CHAR = /[0-9eE+\-.]/;
 
-/** Would `JSON.parse` change a number of `text` (lose digits, overflow to Infinity)? */
+/**
+ * A number's text in one spelling: sign, significant digits and decimal exponent
+ * ("-1.50e2" → "-15e3"), so that "1.0", "1e0" and "1" compare equal; every zero is "0".
+ */
+function canonicalNumber(text: string): string {
+  let i = 0;
+  const sign = text.charCodeAt(0) === 0x2d ? "-" : "";
+  if (sign) i = 1;
+  const e = text.search(/[eE]/);
+  const mantissa = e < 0 ? text.slice(i) : text.slice(i, e);
+  const exponent = e < 0 ? 0 : Number(text.slice(e + 1));
+  const dot = mantissa.indexOf(".");
+  let digits = dot < 0 ? mantissa : mantissa.slice(0, dot) + mantissa.slice(dot + 1);
+  let point = dot < 0 ? mantissa.length : dot;
+  const lead = digits.length - digits.replace(/^0+/, "").length;
+  digits = digits.slice(lead).replace(/0+$/, "");
+  point -= lead;
+  return digits === "" ? "0" : `${sign}${digits}e${point + exponent}`;
+}
+
+/**
+ * Would `JSON.parse` change a number of `text`? A number survives when the double it becomes
+ * is written back (as Socket.IO will, with JSON.stringify) as the same decimal: so
+ * `0.30000000000000004` survives, while `12345678901234567890`, `1234567.1234567891`, `1e400`
+ * (Infinity) and `1e-400` (0) do not.
+ */
 function losesNumbers(text: string): boolean {
   if (!RISKY_NUMBER.test(text)) return false;
   const n = text.length;
@@ -82,13 +111,7 @@ function losesNumbers(text: string): boolean {
       const token = text.slice(start, i);
       const value = Number(token);
       if (!Number.isFinite(value)) return true;
-      if (/^-?\d+$/.test(token)) {
-        if (BigInt(token) !== BigInt(value)) return true;
-      } else if (token.replace(/[-+.]|[eE].*$/g, "").replace(/^0+/, "").length > 15) {
-        return true;
-      } else if (value === 0 && /[1-9]/.test(token.replace(/[eE].*$/, ""))) {
-        return true; // underflow
-      }
+      if (canonicalNumber(token) !== canonicalNumber(String(value))) return true;
     } else {
       i++;
     }

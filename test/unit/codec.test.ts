@@ -215,6 +215,77 @@ describe("codec", () => {
         expect(decode("auto", encodePayload(value)!).value).to.deep.equal(value);
       }
     });
+
+    describe("numbers inside JSON: parsed when they survive, else the whole payload as text", () => {
+      const survive: [string, string, unknown][] = [
+        [
+          "a double as JavaScript writes it (17 digits)",
+          '{"v":0.30000000000000004}',
+          { v: 0.1 + 0.2 },
+        ],
+        ["another 17-digit double", '{"t":20.428571428571427}', { t: 143 / 7 }],
+        ["2^53 (exact)", "[9007199254740992]", [2 ** 53]],
+        ["the largest double", "[1.7976931348623157e308]", [Number.MAX_VALUE]],
+        ["the smallest subnormal", "[5e-324]", [Number.MIN_VALUE]],
+        ["1.0 and 1e0 inside an object", '{"a":1.0,"b":1e0,"c":-0.50}', { a: 1, b: 1, c: -0.5 }],
+        ["15 significant digits split by a point", "[12345678.1234567]", [12345678.1234567]],
+      ];
+      for (const [what, text, value] of survive) {
+        it(`parses ${what}`, () => {
+          expect(decode("auto", Buffer.from(text))).to.deep.equal({ value, fallback: false });
+        });
+      }
+      const change: [string, string][] = [
+        ["digits after a decimal point", '{"a":1234567.1234567891}'],
+        ["a long fraction", '{"a":0.12345678901234567}'],
+        ["2^53 + 1", "[9007199254740993]"],
+        ["an integer of 18 digits", '{"id":123456789012345678}'],
+        ["an exponent that overflows", '{"a":1E400}'],
+        ["a mantissa that overflows with a 3-digit exponent", '{"a":1000e306}'],
+        ["an exponent that underflows to 0", '{"a":1e-400}'],
+      ];
+      for (const [what, text] of change) {
+        it(`keeps ${what} as text`, () => {
+          expect(decode("auto", Buffer.from(text))).to.deep.equal({ value: text, fallback: false });
+        });
+      }
+
+      it("never changes a number: 3,000 random number spellings either survive or stay text", () => {
+        let state = 12345; // a fixed seed: the same spellings every run
+        const random = (n: number) => {
+          state = (state * 1103515245 + 12345) % 2 ** 31;
+          return state % n;
+        };
+        const digits = (n: number) => Array.from({ length: n }, () => String(random(10))).join("");
+        let parsed = 0;
+        for (let k = 0; k < 3000; k++) {
+          let token = random(2) ? "-" : "";
+          token += random(4) ? String(1 + random(9)) + digits(random(20)) : "0";
+          if (random(2)) token += "." + (digits(random(20)) || "0");
+          if (random(3) === 0) token += "e" + (random(2) ? "-" : "") + String(random(400));
+          const text = `{"n":${token}}`;
+          const out = decode("auto", Buffer.from(text));
+          if (typeof out.value === "string") {
+            expect(out.value).to.equal(text);
+            continue;
+          }
+          parsed++;
+          // what a socket receives, written back, is the same number
+          const back = JSON.stringify(out.value).slice(5, -1);
+          const norm = (s: string) => {
+            const [m, e = "0"] = s.toLowerCase().split("e");
+            const neg = m.startsWith("-");
+            const [i, f = ""] = m.replace("-", "").split(".");
+            const all = (i + f).replace(/^0+/, "");
+            const lead = (i + f).length - all.length;
+            const sig = all.replace(/0+$/, "");
+            return sig === "" ? "0" : `${neg ? "-" : ""}${sig}e${i.length - lead + Number(e)}`;
+          };
+          expect(norm(back), `${token} → ${back}`).to.equal(norm(token));
+        }
+        expect(parsed).to.be.greaterThan(500); // the test did exercise the parse path
+      });
+    });
   });
 
   describe("parseJson", () => {
