@@ -6,7 +6,7 @@ import type { BridgeMessage, MessageProperties } from "./protocol";
 import { RetainedCache } from "./retained";
 import type { Session } from "./session";
 import type { BridgeStats } from "./stats";
-import type { SubscriptionTable } from "./subscriptions";
+import type { FilterEntry, SubscriptionTable } from "./subscriptions";
 import { matches } from "./topic";
 import { ORIGIN_PROPERTY } from "./validate";
 
@@ -65,7 +65,7 @@ export type Broadcast = (
   message: BridgeMessage,
 ) => void;
 
-/** Where a topic goes, as of a version of the subscription table. */
+/** Where a topic goes, as of a version of the subscription table (kept for unions only). */
 interface Route {
   version: number;
   rooms: Set<string>;
@@ -86,6 +86,14 @@ const ROUTE_CACHE_SIZE = 10_000;
 export class Router {
   readonly retained: RetainedCache;
   private readonly routes = new Map<string, Route>();
+  /** The filters of the topic being routed, filled by {@link collect} (reused: no allocation). */
+  private readonly matched: FilterEntry[] = [];
+  private readonly collect = (entry: FilterEntry) => {
+    this.matched.push(entry);
+  };
+  /** route()'s answer: the rooms and the copy to process (fields: no object per message). */
+  private rooms: Set<string> = EMPTY;
+  private chosen = Infinity;
 
   constructor(
     private readonly opts: ResolvedOptions,
@@ -99,25 +107,35 @@ export class Router {
   }
 
   /**
-   * The rooms a topic goes to and the copy to process. A topic one filter matches (the common
+   * Sets {@link rooms} and {@link chosen} for a topic. A topic one filter matches (the common
    * case) uses that filter's own room set; a union over several filters is cached until the
    * subscription table changes.
    */
-  private route(topic: string): Route {
+  private route(topic: string): void {
     const version = this.table.version;
-    const cached = this.routes.get(topic);
-    if (cached?.version === version) return cached;
+    if (this.routes.size > 0) {
+      const cached = this.routes.get(topic);
+      if (cached !== undefined && cached.version === version) {
+        this.rooms = cached.rooms;
+        this.chosen = cached.chosen;
+        return;
+      }
+    }
+    const matched = this.matched;
+    matched.length = 0;
+    this.table.trie.match(topic, this.collect);
     let minActive = Infinity;
     let minPending = Infinity;
     let single: Set<string> | undefined;
     let union: Set<string> | undefined;
-    this.table.trie.match(topic, (entry) => {
+    for (let i = 0; i < matched.length; i++) {
+      const entry = matched[i];
       if (entry.state === "active") {
         if (entry.id < minActive) minActive = entry.id;
       } else if (entry.state === "pending") {
         if (entry.id < minPending) minPending = entry.id;
       } else {
-        return; // refused, or waiting for a connection: nobody is served through it
+        continue; // refused, or waiting for a connection: nobody is served through it
       }
       if (!single) {
         single = entry.roomSet;
@@ -125,20 +143,23 @@ export class Router {
         union ??= new Set(single);
         for (const room of entry.roomSet) union.add(room);
       }
-    });
+    }
+    matched.length = 0;
     const chosen = minActive !== Infinity ? minActive : minPending;
-    if (!union) return { version, rooms: single ?? EMPTY, chosen };
-    const route: Route = { version, rooms: union, chosen };
-    if (!cached && this.routes.size >= ROUTE_CACHE_SIZE) this.routes.clear();
-    this.routes.set(topic, route);
-    return route;
+    this.chosen = chosen;
+    this.rooms = union ?? single ?? EMPTY;
+    if (!union) return;
+    if (this.routes.size >= ROUTE_CACHE_SIZE && !this.routes.has(topic)) this.routes.clear();
+    this.routes.set(topic, { version, rooms: union, chosen });
   }
 
   /** Handles one PUBLISH from the broker (the hot path). */
   handle(topic: string, payload: Buffer, packet: IPublishPacket): void {
     const stats = this.stats.messages;
     stats.in++;
-    const { rooms, chosen } = this.route(topic);
+    this.route(topic);
+    const rooms = this.rooms;
+    const chosen = this.chosen;
     if (debug.enabled) {
       debug(
         "%s (retain %s, ids %o) → %d rooms",
