@@ -177,8 +177,8 @@ export async function runClusterBench(
     }
 
     const window = windowFor(n);
-    // twice the fan-out's (at least 5 s per setup): the worker's, Mosquitto's and Redis's CPU
-    // are read in 10 ms ticks, and short rounds on a shared 2-core machine are noisy
+    // twice the fan-out's (at least 5 s per setup): short rounds on a shared 2-core machine with
+    // 7 server processes per setup are noisy
     const throughputMs = Math.max(2 * cfg.throughputMs, 5000);
     const subjects = ups.map((u) => u.subject);
     for (const s of subjects) {

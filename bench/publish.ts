@@ -11,7 +11,7 @@ import type { ServerInfo } from "./servers/common";
 import type { Config } from "./lib/config";
 import type { Child } from "./lib/ipc";
 import { startChild } from "./lib/ipc";
-import { cpuMicros, peakRssKiB } from "./lib/proc";
+import { cpuMicros, ioSyscalls, peakRssKiB } from "./lib/proc";
 
 type Path = "bridge" | "direct";
 
@@ -23,6 +23,9 @@ export interface PublishResult {
   refused: number;
   perSec: number;
   cpuPerPublish: number;
+  /** Read + write system calls per acked publish: of the bridge process, and of Mosquitto. */
+  serverSyscallsPerPublish: number;
+  brokerSyscallsPerPublish: number;
   serverRssKiB: number;
 }
 
@@ -34,6 +37,15 @@ interface Subject {
   refused: number;
   seconds: number;
   cpu: number;
+  /** system calls (reads + writes) of the bridge process and of Mosquitto */
+  serverSyscalls: number;
+  brokerSyscalls: number;
+}
+
+function syscallsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const { reads, writes } = ioSyscalls(pid);
+  return reads + writes;
 }
 
 async function cpuOf(s: Subject): Promise<number> {
@@ -57,7 +69,16 @@ export async function runPublishBench(
   try {
     for (const system of paths) {
       const broker = await startMosquitto({ extraConfig: ["set_tcp_nodelay true"] });
-      const s: Subject = { system, broker, acked: 0, refused: 0, seconds: 0, cpu: 0 };
+      const s: Subject = {
+        system,
+        broker,
+        acked: 0,
+        refused: 0,
+        seconds: 0,
+        cpu: 0,
+        serverSyscalls: 0,
+        brokerSyscalls: 0,
+      };
       subjects.push(s);
       let url = broker.url;
       if (system === "bridge") {
@@ -82,12 +103,16 @@ export async function runPublishBench(
       for (let i = 0; i < subjects.length; i++) {
         const s = subjects[(i + r) % subjects.length];
         const cpu0 = await cpuOf(s);
+        const server0 = syscallsOf(s.server?.pid);
+        const broker0 = syscallsOf(s.broker.pid);
         const x = await clients.call<{ acked: number; refused: number; seconds: number }>(
           "run",
           { group: s.system, window, durationMs },
           durationMs + 60_000,
         );
         s.cpu += (await cpuOf(s)) - cpu0;
+        s.serverSyscalls += syscallsOf(s.server?.pid) - server0;
+        s.brokerSyscalls += syscallsOf(s.broker.pid) - broker0;
         s.acked += x.acked;
         s.refused += x.refused;
         s.seconds += x.seconds;
@@ -108,6 +133,8 @@ export async function runPublishBench(
         refused: s.refused,
         perSec: s.acked / s.seconds,
         cpuPerPublish: s.cpu / Math.max(1, s.acked),
+        serverSyscallsPerPublish: s.serverSyscalls / Math.max(1, s.acked),
+        brokerSyscallsPerPublish: s.brokerSyscalls / Math.max(1, s.acked),
         serverRssKiB: s.server ? peakRssKiB(s.server.pid) : 0,
       };
       log(

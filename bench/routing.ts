@@ -17,9 +17,11 @@
  * Filters: F − 2 exact filters `bench/<i>/value` plus 2 wildcard filters (`bench/+/alarm`,
  * `other/#`) that the message topics never match but the walk visits; each filter is its own
  * room `mqtt:<filter>`. The messages go to every exact filter's topic in a shuffled order (at
- * 100,000 filters, 100,000 distinct topics), so lookups miss CPU caches and any route cache; "hot" sends every message to one topic instead (caches warm);
- * "hand-written" times the usual hand-written handler on the same rooms and random topics (its
- * own EventEmitter as the client; rooms named by topic), so routed − hand-written is what the
+ * 100,000 filters, 100,000 distinct topics), so lookups miss CPU caches and any route cache.
+ * "Same 8 topics" sends every message to the topics of the first 8 exact filters, which every size
+ * has, so that only the number of filters differs between sizes: what routing costs per filter
+ * held. "Hand-written" times the usual hand-written handler on the same rooms and messages (its
+ * own EventEmitter as the client; rooms named by topic), so bridge − hand-written is what the
  * bridge adds per message. The three
  * bridges live side by side and are timed in rotating rounds; reported: the median over rounds of
  * ns per message.
@@ -31,18 +33,21 @@ import { loadBridge } from "./lib/build";
 import { serve } from "./lib/ipc";
 import { makePayload, nowMicros } from "./lib/payload";
 import { median } from "./lib/stats";
+import { runParse } from "./parse";
 
 export interface RoutingResult {
   filters: number;
   /** ns per routed message (match + decode + emit), random topics */
   routedNs: number;
-  /** the same, every message on one topic (caches warm: the algorithmic cost alone) */
-  hotNs: number;
+  /** the same, every message to one of the 8 topics every size has: only the filter count differs */
+  sameNs: number;
   /**
    * The hand-written bridge's handler on the same rooms and messages (random topics):
    * `io.to(topic).emit("mqtt.message", { topic, payload: JSON.parse(payload.toString()), … })`.
    */
   handwrittenNs: number;
+  /** the hand-written handler on the "same 8 topics" messages */
+  handwrittenSameNs: number;
   /** ns per message whose topic no filter matches (match only) */
   unmatchedNs: number;
 }
@@ -80,6 +85,8 @@ class FakeClient extends EventEmitter {
 
 /** At least this many messages in a list (fewer filters: their topics repeat). */
 const MIN_MESSAGES = 4096;
+/** The topics of the "same 8 topics" messages: those of the exact filters 0–7 (every size has them). */
+const SAME_TOPICS = 8;
 
 type Message = [topic: string, packet: IPublishPacket];
 
@@ -91,7 +98,7 @@ export interface Setup {
   handwritten: EventEmitter;
   bridge: ReturnType<ReturnType<typeof loadBridge>["mqttBridge"]>;
   routed: Message[];
-  hot: Message[];
+  same: Message[];
   unmatched: Message[];
 }
 
@@ -139,7 +146,10 @@ export async function setup(filters: number, mqttBridge = loadBridge().mqttBridg
     routed.push(message(`bench/${k}/value`, client.ids.get(`bench/${k}/value`)!, i));
     unmatched.push(message(`bench/${k}/other`, 1, i));
   }
-  const hot = routed.map(() => routed[0]);
+  const same = routed.map((_, i) => {
+    const k = order[i] % SAME_TOPICS;
+    return message(`bench/${k}/value`, client.ids.get(`bench/${k}/value`)!, i);
+  });
   const handwritten = new EventEmitter();
   handwritten.on("message", (topic: string, buf: Buffer, packet: IPublishPacket) => {
     nsp.to(topic).emit("mqtt.message", {
@@ -149,7 +159,7 @@ export async function setup(filters: number, mqttBridge = loadBridge().mqttBridg
       retain: packet.retain,
     });
   });
-  return { filters, client, handwritten, bridge, routed, hot, unmatched };
+  return { filters, client, handwritten, bridge, routed, same, unmatched };
 }
 
 /** ns per message, `messages` messages from `list` through `client`'s `message` event. */
@@ -173,21 +183,26 @@ export async function runRouting(
 ): Promise<RoutingResult[]> {
   const setups: Setup[] = [];
   for (const f of filterCounts) setups.push(await setup(f));
-  type Samples = { r: number[]; h: number[]; u: number[]; w: number[] };
-  const samples = new Map<Setup, Samples>(setups.map((s) => [s, { r: [], h: [], u: [], w: [] }]));
-  // hand-written: the same messages, each to the room named by its topic (mqtt:<filter>)
-  const byRoom = new Map(
-    setups.map((s) => [s, s.routed.map(([t, p]): Message => [`mqtt:${t}`, p])]),
+  type Samples = { r: number[]; s: number[]; u: number[]; w: number[]; ws: number[] };
+  const samples = new Map<Setup, Samples>(
+    setups.map((s) => [s, { r: [], s: [], u: [], w: [], ws: [] }]),
   );
+  // hand-written: the same messages, each to the room named by its topic (mqtt:<filter>)
+  const toRooms = (list: Message[]) => list.map(([t, p]): Message => [`mqtt:${t}`, p]);
+  const byRoom = new Map(setups.map((s) => [s, [toRooms(s.routed), toRooms(s.same)]]));
   const measure = (s: Setup, x?: Samples) => {
+    const [rooms, sameRooms] = byRoom.get(s)!;
     const r = time(s.client, s.routed, messages);
     const u = time(s.client, s.unmatched, messages);
-    const h = time(s.client, s.hot, messages);
-    const w = time(s.handwritten, byRoom.get(s)!, messages);
-    x?.r.push(r);
-    x?.u.push(u);
-    x?.h.push(h);
-    x?.w.push(w);
+    const same = time(s.client, s.same, messages);
+    const w = time(s.handwritten, rooms, messages);
+    const ws = time(s.handwritten, sameRooms, messages);
+    if (!x) return; // warm-up
+    x.r.push(r);
+    x.u.push(u);
+    x.s.push(same);
+    x.w.push(w);
+    x.ws.push(ws);
   };
   for (const s of setups) measure(s); // warm-up
   for (let round = 0; round < rounds; round++) {
@@ -208,8 +223,9 @@ export async function runRouting(
     out.push({
       filters: s.filters,
       routedNs: median(x.r),
-      hotNs: median(x.h),
+      sameNs: median(x.s),
       handwrittenNs: median(x.w),
+      handwrittenSameNs: median(x.ws),
       unmatchedNs: median(x.u),
     });
   }
@@ -221,14 +237,15 @@ if (require.main === module) {
     serve({
       run: (a: { filters: number[]; messages: number; rounds: number }) =>
         runRouting(a.filters, a.messages, a.rounds),
+      parse: (a: { rounds: number; repeats: number }) => runParse(a.rounds, a.repeats),
     });
   } else {
     void runRouting([10, 1000, 100_000], 50_000, 5).then((results) => {
       for (const r of results) {
         console.log(
-          `${r.filters} filters: routed ${r.routedNs.toFixed(0)} ns/message, one hot topic ` +
-            `${r.hotNs.toFixed(0)} ns, unmatched ${r.unmatchedNs.toFixed(0)} ns, ` +
-            `hand-written ${r.handwrittenNs.toFixed(0)} ns`,
+          `${r.filters} filters: routed ${r.routedNs.toFixed(0)} ns/message, same 8 topics ` +
+            `${r.sameNs.toFixed(0)} ns, unmatched ${r.unmatchedNs.toFixed(0)} ns, hand-written ` +
+            `${r.handwrittenNs.toFixed(0)} / ${r.handwrittenSameNs.toFixed(0)} ns`,
         );
       }
     });

@@ -13,6 +13,8 @@ export interface Config {
   warmupMs: number;
   throughputMs: number;
   latencyMs: number;
+  /** Matched-load phase: every system at the same rate (see {@link MATCHED_LOAD}). */
+  matchedMs: number;
   /** Throughput-phase length of the two profiled bridge runs. */
   profileMs: number;
   /** Filter counts of the routing bench, and routed messages per timed round. */
@@ -37,6 +39,7 @@ export function config(mode: Mode): Config {
     warmupMs: full ? 2000 : 500,
     throughputMs: full ? 10_000 : 2500,
     latencyMs: full ? 10_000 : 2000,
+    matchedMs: full ? 6000 : 2000,
     profileMs: full ? 8000 : 3000,
     routingFilters: [10, 1000, 100_000],
     routingMessages: full ? 200_000 : 40_000,
@@ -54,10 +57,18 @@ export function windowFor(n: number): number {
 }
 
 /**
- * The fixed publish rate of the latency phase, the same for every system: 2,000 deliveries/s at
+ * The matched-load phase runs every system of a room size at this fraction of the lowest
+ * deliveries/s any of them reached in the throughput phase: the same load for all, near the limit.
+ * CPU per delivery falls as the rate rises (a busy receiver needs no wake-up per write), so each
+ * system's CPU at its own throughput favours the faster pipeline; at one rate it does not.
+ */
+export const MATCHED_LOAD = 0.7;
+
+/**
+ * The fixed publish rate of the latency phase, the same for every system: 5,000 deliveries/s at
  * N = 1 and 10,000 deliveries/s at larger N — a fraction of what the slowest system reaches, which
  * the run checks (a system that falls behind is flagged "unsustained").
  */
 export function latencyRate(n: number): number {
-  return n === 1 ? 2000 : Math.max(1, Math.round(10_000 / n));
+  return n === 1 ? 5000 : Math.max(1, Math.round(10_000 / n));
 }

@@ -10,10 +10,10 @@ import type { MosquittoHandle } from "../../test/support/mosquitto";
 import type { RunResult } from "../clients/publisher";
 import type { ServerInfo } from "../servers/common";
 import type { Config } from "./config";
-import { latencyRate, windowFor } from "./config";
+import { MATCHED_LOAD, latencyRate, windowFor } from "./config";
 import type { Child } from "./ipc";
 import { startChild } from "./ipc";
-import { cpuMicros, peakRssKiB } from "./proc";
+import { cpuMicros, ioSyscalls, peakRssKiB } from "./proc";
 import type { Latency } from "./stats";
 import { mergeLatency } from "./stats";
 
@@ -68,6 +68,8 @@ export interface PhaseResult {
   cpuPerDelivery: number;
   /** The same per round, to show the noise. */
   roundsCpuPerDelivery: number[];
+  /** Write system calls of the server process(es) ÷ deliveries (0 when unreadable). */
+  writesPerDelivery: number;
   stalled: boolean;
   unsustained: boolean;
 }
@@ -78,6 +80,8 @@ export interface CellResult {
   window: number;
   throughput: PhaseResult;
   latency?: PhaseResult & Latency & { rate: number };
+  /** Every system of the room size at one rate, {@link MATCHED_LOAD} of the slowest's throughput. */
+  matched?: PhaseResult & { rate: number };
   serverRssKiB: number;
   brokerRssKiB: number;
   noDelay: { publisher: boolean; server?: boolean };
@@ -109,6 +113,7 @@ export interface Round {
   seconds: number;
   serverCpu: number;
   brokerCpu: number;
+  serverWrites: number;
   stalled: boolean;
   unsustained: boolean;
   histograms: string[];
@@ -123,13 +128,17 @@ export function split(n: number, parts: number): number[] {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function cpuOf(s: Subject<string>): Promise<{ server: number; broker: number }> {
+async function cpuOf(
+  s: Subject<string>,
+): Promise<{ server: number; broker: number; writes: number }> {
   const servers = [...(s.server ? [s.server] : []), ...(s.servers ?? [])];
   const usages = await Promise.all(servers.map((c) => c.call<NodeJS.CpuUsage>("cpu")));
   const pids = (xs: number[] | undefined) => (xs ?? []).reduce((t, pid) => t + cpuMicros(pid), 0);
+  const serverPids = [...servers.map((c) => c.pid), ...(s.serverPids ?? [])];
   return {
     server: usages.reduce((t, u) => t + u.user + u.system, 0) + pids(s.serverPids),
     broker: (s.broker ? cpuMicros(s.broker.pid) : 0) + pids(s.brokerPids),
+    writes: serverPids.reduce((t, pid) => t + ioSyscalls(pid).writes, 0),
   };
 }
 
@@ -184,6 +193,7 @@ export async function round(
     seconds,
     serverCpu: cpu1.server - cpu0.server,
     brokerCpu: cpu1.broker - cpu0.broker,
+    serverWrites: cpu1.writes - cpu0.writes,
     stalled: res.stalled,
     unsustained: res.unsustained,
     histograms: stats.flatMap((x) => (x.histogram ? [x.histogram] : [])),
@@ -207,6 +217,7 @@ export function sum(rounds: Round[], n: number): PhaseResult {
     brokerCpu,
     cpuPerDelivery: (serverCpu + brokerCpu) / Math.max(1, delivered),
     roundsCpuPerDelivery: rounds.map((r) => (r.serverCpu + r.brokerCpu) / Math.max(1, r.delivered)),
+    writesPerDelivery: total((r) => r.serverWrites) / Math.max(1, delivered),
     stalled: rounds.some((r) => r.stalled),
     unsustained: rounds.some((r) => r.unsustained),
   };
@@ -316,6 +327,19 @@ export async function runGroup(
     }
     const mark1 = opts.profile ? await subjects[0].server!.call<number>("mark") : 0;
 
+    // the same load for every system: MATCHED_LOAD of the slowest one's throughput
+    const matched = new Map<Subject, Round[]>(subjects.map((s) => [s, []]));
+    const slowest = Math.min(...subjects.map((s) => sum(tp.get(s)!, n).deliveriesPerSec));
+    const matchedRate = Math.max(1, Math.floor((MATCHED_LOAD * slowest) / n));
+    if (!opts.profile) {
+      for (let r = 0; r < rounds; r++) {
+        for (const s of order(r)) {
+          const run: Run = { mode: "rate", rate: matchedRate, durationMs: cfg.matchedMs / rounds };
+          matched.get(s)!.push(await round(pool, counts, n, s, run, false));
+        }
+      }
+    }
+
     const lat = new Map<Subject, Round[]>(subjects.map((s) => [s, []]));
     const rate = latencyRate(n);
     if (!opts.profile) {
@@ -343,11 +367,22 @@ export async function runGroup(
             (latency.unsustained ? " (UNSUSTAINED)" : ""),
         );
       }
+      const mr = matched.get(s)!;
+      const atMatched = mr.length ? { ...sum(mr, n), rate: matchedRate } : undefined;
+      if (atMatched) {
+        opts.log(
+          `${tag(s)} at ${fmtRate(matchedRate * n)} deliveries/s (matched load): ` +
+            `${atMatched.cpuPerDelivery.toFixed(2)} server CPU µs/delivery, ` +
+            `${atMatched.writesPerDelivery.toFixed(3)} write syscalls/delivery` +
+            (atMatched.unsustained ? " (UNSUSTAINED)" : ""),
+        );
+      }
       results.push({
         system: s.system,
         n,
         window,
         throughput,
+        matched: atMatched,
         latency,
         serverRssKiB: s.server ? peakRssKiB(s.server.pid) : 0,
         brokerRssKiB: s.broker ? peakRssKiB(s.broker.pid) : 0,

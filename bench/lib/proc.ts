@@ -1,6 +1,6 @@
 /** Reading CPU time and peak memory of processes from /proc, and describing the machine. */
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ROOT } from "./ipc";
@@ -14,16 +14,42 @@ const CLK_TCK = (() => {
 })();
 
 /**
- * User + system CPU time of a whole process (all its threads), in µs, from /proc/<pid>/stat
- * (utime + stime, in clock ticks: 10 ms resolution at CLK_TCK = 100).
+ * CPU time of a whole process (all its threads, user + system), in µs: the run time the scheduler
+ * accounted to each thread (`/proc/<pid>/task/<tid>/schedstat`, first field, in ns), or, where
+ * that is missing, utime + stime of `/proc/<pid>/stat` (clock ticks: 10 ms at CLK_TCK = 100).
  */
 export function cpuMicros(pid: number): number {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    }
+    if (Number.isFinite(ns) && ns > 0) return ns / 1000;
+  } catch {
+    // no schedstat: fall back to the tick counts
+  }
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // the command name (field 2) may hold spaces: fields are counted after its closing parenthesis
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return ((utime + stime) * 1e6) / CLK_TCK;
+}
+
+/**
+ * Read- and write-type system calls a process has made (`syscr` / `syscw` of /proc/<pid>/io: read,
+ * recvmsg …, write, writev, sendmsg …); zeros when it cannot be read. With one TCP write per socket
+ * per message, a server that coalesced writes would show fewer than one per delivery.
+ */
+export function ioSyscalls(pid: number): { reads: number; writes: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, "utf8");
+    const field = (name: string) =>
+      Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(io)?.[1] ?? 0);
+    return { reads: field("syscr"), writes: field("syscw") };
+  } catch {
+    return { reads: 0, writes: 0 };
+  }
 }
 
 /** Peak resident set size (VmHWM) of a process, in KiB; 0 when it cannot be read. */
