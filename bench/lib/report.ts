@@ -286,7 +286,9 @@ function readingNotes(r: RunResults): string[] {
         "system calls per publish each); the bridge path adds a whole Socket.IO hop: " +
         `${fmt(pb.cpuPerPublish - pd.cpuPerPublish, 1)} µs of server CPU per publish to receive ` +
         "the event, publish over MQTT.js, take the PUBACK and send the acknowledgement" +
-        (libShare ? `, of which this package's own code is ${libShare} (profile below)` : "") +
+        (libShare
+          ? `; this package's own code is ${libShare} of the bridge process's busy time (profile below)`
+          : "") +
         ". On 2 cores shared with the clients, Socket.IO clients also cost more than MQTT.js " +
         "clients. One acknowledgement per emit is the socket protocol; only batching them could " +
         "close the gap.",
