@@ -3,7 +3,7 @@ import type { Socket } from "socket.io";
 import { optionError } from "./errors";
 import type { AllowOptions, PublishRule, SubscribeRule } from "./options";
 import type { PublishRequest } from "./protocol";
-import { checkTopicFilter, covers, matches } from "./topic";
+import { MQTT_MAX_TOPIC_BYTES, checkTopicFilter, covers, matches } from "./topic";
 
 const debug = createDebug("socket.io-mqtt-bridge:authorize");
 
@@ -55,7 +55,9 @@ function compile(name: string, rules: readonly string[]): CompiledRule[] {
     }
     if (last < rule.length) parts.push(rule.slice(last));
     const sample = parts.map((p) => (typeof p === "string" ? p : "x")).join("");
-    if (checkTopicFilter(sample, { maxBytes: 65_535, maxLevels: 10_000 }) !== undefined) {
+    if (
+      checkTopicFilter(sample, { maxBytes: MQTT_MAX_TOPIC_BYTES, maxLevels: 10_000 }) !== undefined
+    ) {
       throw optionError(name, "valid MQTT topic filters", rule);
     }
     return parts.every((p) => typeof p === "string")

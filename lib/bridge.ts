@@ -84,6 +84,8 @@ function isServer(target: Server | Namespace): target is Server {
  */
 export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
   const opts = resolveOptions(options);
+  /** The server's own publishes are not held to the sockets' payload limit, only MQTT's. */
+  const serverLimits = { ...opts.limits, payloadBytes: 268_435_455 };
   const authorizer = createAuthorizer(opts.allow);
   const emitter = new EventEmitter<BridgeEvents>();
   const stats = createStats();
@@ -179,8 +181,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       core.rooms.unroute(filter, room);
     },
     async publish(topic: string, payload: unknown, o: PublishOptions = {}): Promise<void> {
-      const limits = { ...opts.limits, payloadBytes: 268_435_455 };
-      const msg = parsePublish({ ...o, topic, payload }, limits, core.backend.mqtt5);
+      const msg = parsePublish({ ...o, topic, payload }, serverLimits, core.backend.mqtt5);
       stats.publishes.server++;
       await core.backend.publish(msg, opts.limits.offlineQueue > 0);
     },
@@ -188,7 +189,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       return core.rooms.room(filter);
     },
     stats(): BridgeStats {
-      stats.connected = !closed && core.backend.connected;
+      stats.connected = bridge.connected;
       stats.protocolVersion = core.protocolVersion();
       stats.clientId = core.clientId();
       stats.brokerSubscriptions = core.brokerSubscriptions();

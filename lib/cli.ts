@@ -99,7 +99,7 @@ async function loadConfig(file: string): Promise<MqttBridgeOptions> {
  * serves until `stop()`. Losing the lock (Redis unreachable longer than its expiry) stops the bridge
  * and exits with code 3, so two workers never serve at once.
  */
-export async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> }> {
+async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> }> {
   const config = args.config ? await loadConfig(args.config) : {};
   // optional peer dependencies, only needed by the worker command
   const { createAdapter } = await import("@socket.io/redis-adapter");

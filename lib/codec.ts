@@ -84,13 +84,12 @@ function canonicalNumber(text: string): string {
 }
 
 /**
- * Would `JSON.parse` change a number of `text`? A number survives when the double it becomes
+ * Would `JSON.parse` change a number of `text` (asked once {@link RISKY_NUMBER} matched)? A number survives when the double it becomes
  * is written back (as Socket.IO will, with JSON.stringify) as the same decimal: so
  * `0.30000000000000004` survives, while `12345678901234567890`, `1234567.1234567891`, `1e400`
  * (Infinity) and `1e-400` (0) do not.
  */
 function losesNumbers(text: string): boolean {
-  if (!RISKY_NUMBER.test(text)) return false;
   const n = text.length;
   let i = 0;
   while (i < n) {
@@ -128,18 +127,16 @@ export function parseJson(text: string): { value: unknown } | undefined {
   if (!JSON_START.test(text)) return undefined;
   // one scan decides: plain text takes the fast path; anything that could be a prototype key (an
   // escaped one too: `"\u005f_proto__"`) or a number JSON.parse would change takes the careful one
+  const risky = RISKY_NUMBER.test(text);
   const careful =
-    text.includes("__proto__") ||
-    text.includes("constructor") ||
-    text.includes("\\") ||
-    RISKY_NUMBER.test(text);
+    risky || text.includes("__proto__") || text.includes("constructor") || text.includes("\\");
   let value: unknown;
   try {
     value = careful ? JSON.parse(text, safeReviver) : JSON.parse(text);
   } catch {
     return undefined;
   }
-  if (careful && losesNumbers(text)) return undefined;
+  if (risky && losesNumbers(text)) return undefined;
   if (typeof value === "number" && JSON.stringify(value) !== text.trim()) return undefined;
   return { value };
 }

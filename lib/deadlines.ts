@@ -19,11 +19,6 @@ export class Deadlines {
     this.every = Math.max(5, Math.min(250, Math.floor(timeoutMs / 4)));
   }
 
-  /** Number of operations waiting. */
-  get size(): number {
-    return this.pending.size;
-  }
-
   /** Starts the clock of an operation; `expire` runs if it is still pending at its deadline. */
   add(expire: () => void): Pending {
     const entry: Pending = { deadline: performance.now() + this.timeoutMs, expire };

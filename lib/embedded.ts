@@ -17,8 +17,6 @@ export interface EmbeddedCore extends Core {
   session: Session;
   table: SubscriptionTable;
   router: Router;
-  /** The namespaces whose rooms the router emits to. */
-  namespaces: Set<Namespace>;
 }
 
 /**
@@ -31,6 +29,7 @@ export interface EmbeddedCore extends Core {
 export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): EmbeddedCore {
   const { opts, stats, events } = deps;
   const session = new Session(opts);
+  /** The namespaces the router emits to (a Set of its own: iterated per message). */
   const namespaces = new Set<Namespace>();
 
   const table: SubscriptionTable = new SubscriptionTable(session, {
@@ -43,7 +42,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
       }
       deps.fail(entry.error ?? new MqttBridgeError("BROKER_REJECTED"));
     },
-    onRemoved: () => router.prune(),
+    onRemoved: (filter) => router.prune(filter),
   });
 
   const rooms = new RoomTracker(opts, {
@@ -115,7 +114,6 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     session,
     table,
     router,
-    namespaces,
     backend,
     rooms,
     ready: ready.promise,

@@ -208,7 +208,8 @@ function isMqttClient(v: unknown): v is MqttClient {
 }
 
 /** Reads an own property only, so `__proto__` tricks in user objects change nothing. */
-function own<T extends object, K extends keyof T>(obj: T, key: K): T[K] | undefined {
+/** `obj[key]` when it is the object's own property (never one inherited, e.g. `__proto__`). */
+export function own<T extends object, K extends keyof T>(obj: T, key: K): T[K] | undefined {
   return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
 }
 

@@ -63,9 +63,4 @@ export class RetainedCache {
   prune(stale: (topic: string) => boolean): void {
     for (const topic of this.entries.keys()) if (stale(topic)) this.entries.delete(topic);
   }
-
-  /** Empties the cache. */
-  clear(): void {
-    this.entries.clear();
-  }
 }

@@ -50,11 +50,6 @@ export class RoomTracker {
     return n;
   }
 
-  /** The namespaces the bridge serves. */
-  namespaces(): IterableIterator<Namespace> {
-    return this.links.keys();
-  }
-
   /** The filters a room is routed to: explicit routes plus the one its prefixed name encodes. */
   filtersOf(room: string): Set<string> | undefined {
     const explicit = this.routes.get(room);

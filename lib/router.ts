@@ -239,12 +239,20 @@ export class Router {
     });
   }
 
-  /** Forgets cached state that no live filter matches any more. */
-  prune(): void {
+  /**
+   * Forgets the cached state of `removed`, a filter just taken out of the table, on topics no
+   * live filter matches any more. Every cached topic was matched by a live filter when it was
+   * cached, and a filter leaves the table only through here (or all at once on close), so only
+   * topics of `removed` can have gone stale.
+   */
+  prune(removed: string): void {
     const trie = this.table.trie;
+    let live = false;
+    const found = () => (live = true);
     this.retained.prune((topic) => {
-      let live = false;
-      trie.match(topic, () => (live = true));
+      if (!matches(removed, topic)) return false;
+      live = false;
+      trie.match(topic, found);
       return !live;
     });
     debug("retained cache: %d topics", this.retained.size);

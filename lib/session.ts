@@ -165,6 +165,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.owned) {
       this.client.options.reconnectPeriod = backoffDelay(this.attempts, this.opts.reconnect);
     }
+    debug("reconnecting (attempt %d)", this.attempts);
     this.emit("reconnect");
   }
 
@@ -200,21 +201,18 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     return this.withTimeout(`SUBACK for "${filter}"`, (done) => {
       this.client.subscribe(filter, options, (err, granted?: ISubscriptionGrant[]) => {
-        // a refused SUBACK comes as an error carrying the packet, its reason code in `granted`
-        const refused = (err as { packet?: { granted?: unknown[] } } | null)?.packet?.granted?.[0];
-        if (typeof refused === "number" && refused >= 0x80) {
+        // a refused SUBACK comes as an error carrying the packet, its reason code in `granted`;
+        // otherwise the grant's QoS is the reason code
+        const code = err
+          ? (err as { packet?: { granted?: unknown[] } }).packet?.granted?.[0]
+          : granted?.[0]?.qos;
+        if (typeof code === "number" && code >= 0x80) {
           return done(
-            new MqttBridgeError("BROKER_REJECTED", "subscription refused", { reasonCode: refused }),
+            new MqttBridgeError("BROKER_REJECTED", "subscription refused", { reasonCode: code }),
           );
         }
         if (err) return done(brokerError(err, "subscribe"));
-        const g = granted?.[0]?.qos;
-        if (typeof g === "number" && g >= 0x80) {
-          return done(
-            new MqttBridgeError("BROKER_REJECTED", "subscription refused", { reasonCode: g }),
-          );
-        }
-        done(null, (g ?? qos) as QoS);
+        done(null, (code ?? qos) as QoS);
       });
     });
   }

@@ -3,6 +3,7 @@ import type { IPublishPacket } from "mqtt";
 import { encodePayload } from "./codec";
 import { MqttBridgeError } from "./errors";
 import type { Limits } from "./options";
+import { own } from "./options";
 import type { PublishRequest, QoS } from "./protocol";
 import type { TopicLimits } from "./topic";
 import { checkTopicFilter, checkTopicName, isSharedFilter } from "./topic";
@@ -50,10 +51,6 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
   const proto = Object.getPrototypeOf(v) as unknown;
   return proto === Object.prototype || proto === null;
-}
-
-function own(obj: Record<string, unknown>, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
 }
 
 function invalid(message: string): MqttBridgeError {

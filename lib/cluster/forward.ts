@@ -13,12 +13,10 @@ import type {
   WireAck,
   WorkerStatus,
 } from "./messages";
-import type { Listener } from "./messages";
-import { EVENTS, nodeId, toWire } from "./messages";
+import type { AckFn, Listener } from "./messages";
+import { ClusterListeners, EVENTS, nodeId, toWire } from "./messages";
 
 const debug = createDebug("socket.io-mqtt-bridge:forward");
-
-type AckFn = (res: unknown) => void;
 
 /**
  * A web node of the worker topology: sockets, their identity and authorization live here; the
@@ -30,7 +28,7 @@ export function createForward(deps: CoreDeps): Core {
   const { opts, events } = deps;
   const node = nodeId();
   const namespaces: Namespace[] = [];
-  const listeners: [Namespace, string, Listener][] = [];
+  const listeners = new ClusterListeners();
   /** QoS asked for filters whose room is about to be created. */
   const wantedQos = new Map<string, QoS>();
   let seq = 0;
@@ -165,10 +163,7 @@ export function createForward(deps: CoreDeps): Core {
     },
   };
 
-  function on(nsp: Namespace, event: string, fn: Listener): void {
-    nsp.on(event, fn);
-    listeners.push([nsp, event, fn]);
-  }
+  const on = (nsp: Namespace, event: string, fn: Listener) => listeners.on(nsp, event, fn);
 
   return {
     backend,
@@ -205,7 +200,7 @@ export function createForward(deps: CoreDeps): Core {
     close() {
       closed = true;
       if (timer) clearInterval(timer);
-      for (const [nsp, event, fn] of listeners) nsp.off(event, fn);
+      listeners.offAll();
       // tell the worker at once rather than at its next sync
       for (const nsp of namespaces) {
         for (const [room, filters] of rooms.liveRooms(nsp)) {

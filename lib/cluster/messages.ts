@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { IPublishPacket } from "mqtt";
+import type { Namespace } from "socket.io";
 import type { AckFailure, QoS } from "../protocol";
 import type { ValidPublish } from "../validate";
 
@@ -25,6 +26,26 @@ export const EVENTS = {
 /** A listener of cluster messages (Socket.IO types namespace listeners the same way). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Listener = (...args: any[]) => void;
+
+/** The acknowledgement callback of a cluster request. */
+export type AckFn = (res: unknown) => void;
+
+/** Namespace listeners of cluster messages, removed all at once when the bridge closes. */
+export class ClusterListeners {
+  private readonly added: [Namespace, string, Listener][] = [];
+
+  /** Listens to `event` on `nsp` until {@link offAll}. */
+  on(nsp: Namespace, event: string, fn: Listener): void {
+    nsp.on(event, fn);
+    this.added.push([nsp, event, fn]);
+  }
+
+  /** Removes every listener added. */
+  offAll(): void {
+    for (const [nsp, event, fn] of this.added) nsp.off(event, fn);
+    this.added.length = 0;
+  }
+}
 
 /** A random id for a node or worker. */
 export function nodeId(): string {

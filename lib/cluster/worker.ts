@@ -11,12 +11,10 @@ import type {
   WirePublish,
   WorkerStatus,
 } from "./messages";
-import type { Listener } from "./messages";
-import { EVENTS, fromWire, nodeId } from "./messages";
+import type { AckFn, Listener } from "./messages";
+import { ClusterListeners, EVENTS, fromWire, nodeId } from "./messages";
 
 const debug = createDebug("socket.io-mqtt-bridge:worker");
-
-type AckFn = (res: unknown) => void;
 
 /** What the worker knows of one node of one namespace. */
 interface NodeState {
@@ -39,7 +37,7 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
   const { opts } = deps;
   const worker = nodeId();
   const nodes = new Map<Namespace, Map<string, NodeState>>();
-  const listeners: [Namespace, string, Listener][] = [];
+  const listeners = new ClusterListeners();
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
 
@@ -55,7 +53,8 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
   };
 
   const heartbeat = () => {
-    for (const nsp of nodes.keys()) nsp.serverSideEmit(EVENTS.heartbeat, status());
+    const s = status();
+    for (const nsp of nodes.keys()) nsp.serverSideEmit(EVENTS.heartbeat, s);
   };
   core.session.on("connect", heartbeat);
   core.session.on("offline", heartbeat);
@@ -136,10 +135,7 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
     });
   }
 
-  function on(nsp: Namespace, event: string, fn: Listener): void {
-    nsp.on(event, fn);
-    listeners.push([nsp, event, fn]);
-  }
+  const on = (nsp: Namespace, event: string, fn: Listener) => listeners.on(nsp, event, fn);
 
   function attach(nsp: Namespace): void {
     if (closed || nodes.has(nsp)) return;
@@ -179,7 +175,7 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
     async close() {
       closed = true;
       for (const t of timers) clearInterval(t);
-      for (const [nsp, event, fn] of listeners) nsp.off(event, fn);
+      listeners.offAll();
       core.session.off("connect", heartbeat);
       core.session.off("offline", heartbeat);
       await core.close();

@@ -4,11 +4,7 @@ import type { PublishAck } from "../protocol";
 import type { TokenBucket } from "../rate-limit";
 import { ORIGIN_PROPERTY, parsePublish } from "../validate";
 import type { Ack, HandlerContext } from "./context";
-import { refuse, reply } from "./context";
-
-function forbidden(what: string): MqttBridgeError {
-  return new MqttBridgeError("FORBIDDEN", `not allowed to ${what}`, { reasonCode: 0x87 });
-}
+import { forbidden, refuse, reply } from "./context";
 
 /**
  * `mqtt.publish`: rate limit, validate every field (MQTT-RULES.md), authorize the topic (and

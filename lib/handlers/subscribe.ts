@@ -3,7 +3,7 @@ import { MqttBridgeError } from "../errors";
 import type { SubscribeAck } from "../protocol";
 import { parseSubscribe } from "../validate";
 import type { Ack, HandlerContext } from "./context";
-import { refuse, reply } from "./context";
+import { forbidden, refuse, reply } from "./context";
 
 /** Counts the bridged rooms a socket is in through client subscriptions (prefixed rooms). */
 function subscriptionCount(ctx: HandlerContext, socket: Socket): number {
@@ -38,9 +38,7 @@ export async function onSubscribe(
       }
       const allowed = await ctx.authorizer.subscribe(socket, filter);
       if (!allowed) {
-        throw new MqttBridgeError("FORBIDDEN", `not allowed to subscribe to "${filter}"`, {
-          reasonCode: 0x87,
-        });
+        throw forbidden(`subscribe to "${filter}"`);
       }
       if (socket.disconnected) return;
       if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
