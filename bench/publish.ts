@@ -10,6 +10,7 @@ import type { MosquittoHandle } from "../test/support/mosquitto";
 import type { ServerInfo } from "./servers/common";
 import type { Config } from "./lib/config";
 import type { Child } from "./lib/ipc";
+import { fmtRate } from "./lib/fanout";
 import { startChild } from "./lib/ipc";
 import { cpuMicros, ioSyscalls, peakRssKiB } from "./lib/proc";
 
@@ -118,7 +119,7 @@ export async function runPublishBench(
         s.seconds += x.seconds;
         log(
           `[publish ${s.system}${profile ? " profiled" : ""}] round ${r + 1}/${rounds}: ` +
-            `${Math.round(x.acked / x.seconds).toLocaleString("en-US")} QoS 1 publishes/s acked`,
+            `${fmtRate(x.acked / x.seconds)} QoS 1 publishes/s acked`,
         );
       }
     }
@@ -138,7 +139,7 @@ export async function runPublishBench(
         serverRssKiB: s.server ? peakRssKiB(s.server.pid) : 0,
       };
       log(
-        `[publish ${s.system}] ${Math.round(r.perSec).toLocaleString("en-US")} QoS 1 publishes/s acked, ` +
+        `[publish ${s.system}] ${fmtRate(r.perSec)} QoS 1 publishes/s acked, ` +
           `${r.cpuPerPublish.toFixed(1)} server CPU µs/publish` +
           (r.refused ? `, ${r.refused} refused` : ""),
       );

@@ -7,6 +7,7 @@
  */
 import { startMosquitto } from "../../test/support/mosquitto";
 import type { MosquittoHandle } from "../../test/support/mosquitto";
+import { sleep } from "../../test/support/util";
 import type { RunResult } from "../clients/publisher";
 import type { ServerInfo } from "../servers/common";
 import type { Config } from "./config";
@@ -125,8 +126,6 @@ let phaseId = 0;
 export function split(n: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function cpuOf(
   s: Subject<string>,

@@ -10,7 +10,7 @@ import type { MqttClient } from "mqtt";
 import type { NodeStats } from "../support/cluster";
 import { ClusterFixture, TAKEOVER, bridgeClientIds } from "../support/cluster-fixture";
 import type { Receiver } from "../support/tally";
-import { DeliveryReport, count, range, sum } from "../support/tally";
+import { DeliveryReport, count, expectExactlyOnce, range, sum } from "../support/tally";
 import { waitFor, withTimeout } from "../support/util";
 
 /** Latest values of some retained `$SYS` topics, with event-driven waits on them. */
@@ -70,21 +70,6 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-adapt
     await f?.stop();
   });
 
-  /** Counts of each receiver against the expected sequence numbers of `topic`. */
-  function check(rs: Receiver[], topic: string, expected: number[]) {
-    const counts = rs.map((r) => ({ r, c: count(r.seqs(topic), expected) }));
-    for (const { r, c } of counts) {
-      expect(c, `${r.label} on ${topic}`).to.deep.equal({
-        sent: expected.length,
-        received: expected.length,
-        duplicates: 0,
-        lost: 0,
-        outOfOrder: 0,
-      });
-    }
-    return sum(counts.map((x) => x.c));
-  }
-
   it("two nodes never share an MQTT client id", async () => {
     const stats = await Promise.all(f.nodes.map((n) => n.stats()));
     // the broker's log of new connections: every client id but the tests' own
@@ -109,7 +94,7 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-adapt
     const seqs = range(0, 300);
     await f.stream(t, seqs);
     await f.barrierAll(t, rs);
-    const total = check(rs, t, seqs);
+    const total = expectExactlyOnce(rs, t, seqs);
     // MQTT traffic never crosses Redis: the nodes emit to their own sockets (nsp.local)
     expect(await f.redisCalls("publish")).to.equal(publishesBefore);
     report.add("spread", "6 sockets on 3 nodes", total);
@@ -154,7 +139,7 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-adapt
         if (wanted.includes(topic)) {
           if (topic !== A) await r.barrier(topic, topic === B ? "end-b" : "end-c");
           totals.push(
-            check(
+            expectExactlyOnce(
               [r],
               topic,
               seqs.filter((s) => topics[s % 3] === topic),
@@ -204,8 +189,8 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-adapt
     await f.barrierAll(t, rs);
     const even = seqs.filter((s) => s % 2 === 0);
     const total = sum([
-      check(rs, t, even),
-      check(
+      expectExactlyOnce(rs, t, even),
+      expectExactlyOnce(
         [rs[1]],
         `${t}/app`,
         seqs.filter((s) => s % 2),
@@ -270,7 +255,7 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-adapt
     await broadcaster;
 
     // MQTT → socket never went through Redis: nothing lost, nothing twice, in order
-    const mqttTotal = check(rs, t, seqs);
+    const mqttTotal = expectExactlyOnce(rs, t, seqs);
     report.add(
       "redis kill+restart",
       "MQTT, 6 sockets",
@@ -379,7 +364,7 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-adapt
       report.add(
         "node SIGKILL",
         "sockets on the 2 other nodes",
-        check(alive, t, seqs),
+        expectExactlyOnce(alive, t, seqs),
         `killed at #${killedAt}`,
       );
       await withTimeout(Promise.all(closed), 5000, "the killed node's sockets disconnected");

@@ -8,7 +8,7 @@ import { expect } from "chai";
 import { ClusterFixture } from "../support/cluster-fixture";
 import type { ClusterNode } from "../support/cluster";
 import type { Receiver } from "../support/tally";
-import { DeliveryReport, count, range, sum } from "../support/tally";
+import { DeliveryReport, count, expectExactlyOnce, range, sum } from "../support/tally";
 import { waitFor, withTimeout } from "../support/util";
 
 describe("cluster: embedded topology, 3 node processes on @socket.io/redis-streams-adapter", function () {
@@ -26,20 +26,6 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-strea
     report.print("cluster (embedded, @socket.io/redis-streams-adapter): deliveries per scenario");
     await f?.stop();
   });
-
-  function check(rs: Receiver[], topic: string, expected: number[]) {
-    const counts = rs.map((r) => count(r.seqs(topic), expected));
-    rs.forEach((r, i) =>
-      expect(counts[i], `${r.label} on ${topic}`).to.deep.equal({
-        sent: expected.length,
-        received: expected.length,
-        duplicates: 0,
-        lost: 0,
-        outOfOrder: 0,
-      }),
-    );
-    return sum(counts);
-  }
 
   /** Waits until `node` holds socket `id` in `room` and has `subs` broker subscriptions. */
   async function holds(node: ClusterNode, id: string, room: string, subs: number): Promise<void> {
@@ -84,7 +70,7 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-strea
     const seqs = range(0, 300);
     await f.stream(t, seqs);
     await f.barrierAll(t, rs);
-    report.add("streams: spread", "6 sockets on 3 nodes", check(rs, t, seqs));
+    report.add("streams: spread", "6 sockets on 3 nodes", expectExactlyOnce(rs, t, seqs));
   });
 
   it("recovers a socket on its own node with its subscriptions (no re-subscribe)", async () => {
@@ -102,7 +88,7 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-strea
     const seqs = range(0, 100);
     await f.stream(t, seqs);
     await f.barrierAll(t, [r, other]);
-    report.add("streams: recovery, same node", "recovered socket", check([r], t, seqs));
+    report.add("streams: recovery, same node", "recovered socket", expectExactlyOnce([r], t, seqs));
   });
 
   it("recovers a socket on another node, which subscribes the broker for it", async () => {
@@ -127,12 +113,12 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-strea
     await f.barrierAll(`${t}/b`, [r]);
     await f.barrierAll(t, [r]);
     const total = sum([
-      check(
+      expectExactlyOnce(
         [r],
         t,
         seqs.filter((s) => s % 2 === 0),
       ),
-      check(
+      expectExactlyOnce(
         [r],
         `${t}/b`,
         seqs.filter((s) => s % 2),
@@ -189,7 +175,7 @@ describe("cluster: embedded topology, 3 node processes on @socket.io/redis-strea
       const seqs = range(0, 50);
       await f.stream(t, seqs);
       await f.barrierAll(t, [r]);
-      check([r], t, seqs);
+      expectExactlyOnce([r], t, seqs);
     } finally {
       await f.closeReceivers();
       await fresh.stop();

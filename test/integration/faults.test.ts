@@ -727,13 +727,7 @@ describe("fault tests (Mosquitto killed, restarted, hostile clients, close)", fu
 
     it("close() leaves an MQTT client passed in open, and ends it with closeClient", async function () {
       for (const closeClient of [false, true]) {
-        const client = await withTimeout(
-          mqtt.connectAsync(shared.url, { protocolVersion: 5, reconnectPeriod: 100 }),
-          5000,
-          "client connected",
-        );
-        client.on("error", noop);
-        cleanups.push(() => client.endAsync(true));
+        const client = await borrowedClient();
         const listeners = () =>
           ["connect", "message", "offline", "reconnect", "close"].map((e) =>
             client.listenerCount(e as "close"),

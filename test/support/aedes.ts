@@ -8,7 +8,7 @@
 import net from "node:net";
 import type { Socket } from "node:net";
 import type { Aedes, AedesOptions } from "aedes" with { "resolution-mode": "import" };
-import { withTimeout } from "./util";
+import { sleep, withTimeout } from "./util";
 
 /** Options for {@link startAedes}. */
 export interface AedesStartOptions {
@@ -81,7 +81,7 @@ async function launch(
         await shutdown(running);
         throw err;
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
   }
 }

@@ -9,7 +9,7 @@ import type { ChildProcess } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { onProcessExit } from "./util";
+import { onProcessExit, sleep } from "./util";
 
 /** How a spawned process ended. */
 export interface ExitInfo {
@@ -224,8 +224,6 @@ export interface LaunchOptions {
   /** Overall startup budget (default 5000 ms). */
   timeoutMs?: number;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Spawns a server and resolves once it printed `readyLine` and `probe()`

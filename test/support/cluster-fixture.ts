@@ -18,7 +18,7 @@ import type { RedisHandle } from "./redis";
 import { startRedis } from "./redis";
 import type { Receiver } from "./tally";
 import { connectReceiver } from "./tally";
-import { waitFor, withTimeout } from "./util";
+import { sleep, waitFor, withTimeout } from "./util";
 
 /** Options of {@link ClusterFixture.start}. */
 export interface FixtureOptions {
@@ -32,8 +32,6 @@ export interface Pace {
   every: number;
   ms: number;
 }
-
-const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class ClusterFixture {
   redis!: RedisHandle;
@@ -129,7 +127,7 @@ export class ClusterFixture {
         5000,
         `PUBACK of #${s} on ${t}`,
       );
-      if (pace && ++k % pace.every === 0) await pause(pace.ms);
+      if (pace && ++k % pace.every === 0) await sleep(pace.ms);
     }
   }
 

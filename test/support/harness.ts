@@ -241,11 +241,3 @@ export function request<
 >(socket: ClientSocket, event: string, arg: unknown, timeoutMs = 5000): Promise<T> {
   return socket.timeout(timeoutMs).emitWithAck(event, arg) as Promise<T>;
 }
-
-/**
- * Waits until the bridge has a confirmed broker subscription count of `n` (subscriptions are
- * made asynchronously when rooms appear).
- */
-export function brokerSubscriptions(bridge: MqttBridge): number {
-  return bridge.stats().brokerSubscriptions;
-}

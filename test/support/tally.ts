@@ -5,6 +5,7 @@
  * bounded in time. A barrier published after a stream on the same topic proves, once it arrived,
  * that nothing of the stream is still under way (per-topic order).
  */
+import { expect } from "chai";
 import type { Socket as ClientSocket } from "socket.io-client";
 import { io as ioc } from "socket.io-client";
 import type { ManagerOptions, SocketOptions } from "socket.io-client";
@@ -155,6 +156,28 @@ export function sum(list: readonly Counts[]): Counts {
     total.outOfOrder += c.outOfOrder;
   }
   return total;
+}
+
+/**
+ * Asserts that every receiver got each of the `expected` sequence numbers of `topic` exactly once
+ * and in order; returns their counts added up.
+ */
+export function expectExactlyOnce(
+  rs: readonly Receiver[],
+  topic: string,
+  expected: number[],
+): Counts {
+  const counts = rs.map((r) => count(r.seqs(topic), expected));
+  rs.forEach((r, i) =>
+    expect(counts[i], `${r.label} on ${topic}`).to.deep.equal({
+      sent: expected.length,
+      received: expected.length,
+      duplicates: 0,
+      lost: 0,
+      outOfOrder: 0,
+    }),
+  );
+  return sum(counts);
 }
 
 /** `[from, from + 1, …, to - 1]` */

@@ -19,7 +19,9 @@ export interface WaitForOptions {
   message?: string;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms` milliseconds (pacing and retry intervals, never as synchronisation). */
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Polls `predicate` until it returns (or resolves to) `true`.

@@ -6,20 +6,9 @@
 import { expect } from "chai";
 import { DEFAULT_RECONNECT, type ReconnectOptions } from "../../lib/options";
 import { backoffDelay, uniqueClientId } from "../../lib/session";
+import { prng } from "../support/prng";
 
 const R: ReconnectOptions = { minDelayMs: 1000, maxDelayMs: 30_000, jitter: 0.2 };
-
-/** Deterministic PRNG (mulberry32) in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const middle = () => 0.5;
 const lowest = () => 0;

@@ -14,6 +14,7 @@ import {
   type TopicLimits,
 } from "../../lib/topic";
 import { TopicTrie } from "../../lib/topic-trie";
+import { prng } from "../support/prng";
 
 /** Protocol limits: only the MQTT maxima apply (levels effectively uncapped for the vectors). */
 const PROTOCOL: TopicLimits = { maxBytes: 65_535, maxLevels: 1000 };
@@ -35,18 +36,6 @@ function label(value: unknown): string {
     /[\u007f-\uffff]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
-}
-
-/** Deterministic PRNG (mulberry32); no Math.random. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function pick<T>(rnd: () => number, items: readonly T[]): T {
