@@ -253,6 +253,42 @@ export function bridgeSuite(
       // clean up the retained message
       await request(c, "mqtt.publish", { topic: `state/${t}`, payload: "", retain: true });
     });
+    it("refuses an MQTT 5 responseTopic the socket may not publish to (no confused deputy)", async function () {
+      if (getTarget().version !== 5) return this.skip();
+      h = await setup({ allow: { publish: ["ok/#"] } });
+      const c = await h.client();
+      const ack = await request(c, "mqtt.publish", {
+        topic: "ok/x",
+        payload: "x",
+        properties: { responseTopic: "secret/replies" },
+      });
+      expect(ack.ok).to.equal(false);
+      expect(ack.error).to.deep.include({ code: "FORBIDDEN", reasonCode: 0x87 });
+      const fine = await request(c, "mqtt.publish", {
+        topic: "ok/x",
+        payload: "x",
+        properties: { responseTopic: "ok/replies" },
+      });
+      expect(fine).to.deep.equal({ ok: true });
+    });
+  });
+
+  describe("publish from the server", () => {
+    it("bridge.publish() reaches devices and sockets, whatever the socket rules, and is counted", async () => {
+      h = await setup({ allow: { subscribe: ["#"] } }); // no publish rule for sockets
+      const t = uniq();
+      const c = await h.client();
+      const box = collect(c);
+      expect((await request(c, "mqtt.subscribe", `${t}/out`)).ok).to.equal(true);
+      const d = await h.device();
+      await d.subscribeAsync(`${t}/out`, { qos: 1 });
+      const got = new Promise<string>((resolve) => d.on("message", (_t, p) => resolve(String(p))));
+      await h.bridge.publish(`${t}/out`, { a: 1 }, { qos: 1 });
+      expect(JSON.parse(await got)).to.deep.equal({ a: 1 });
+      await waitFor(() => box.messages.length === 1);
+      expect(box.messages[0].payload).to.deep.equal({ a: 1 });
+      expect(h.bridge.stats().publishes.server).to.equal(1);
+    });
   });
 
   describe("publish from sockets", () => {
