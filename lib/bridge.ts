@@ -12,6 +12,7 @@ import { attachHandlers } from "./handlers";
 import type { MqttBridgeOptions } from "./options";
 import { resolveOptions } from "./options";
 import type { MessageProperties, QoS } from "./protocol";
+import { RecoveryGuard } from "./recovered";
 import type { BridgeStats } from "./stats";
 import { createStats, snapshot } from "./stats";
 import { checkFilter, parsePublish } from "./validate";
@@ -121,6 +122,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
     stats,
     offlineQueued: { count: 0 },
   };
+  const guard = new RecoveryGuard(opts, authorizer, core.rooms, stats);
   const sockets = new Map<Socket, () => void>();
   const namespaces = new Map<Namespace, (socket: Socket) => void>();
   let closed = false;
@@ -134,27 +136,13 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       sockets.get(socket)?.();
       sockets.delete(socket);
     });
-    if (socket.recovered) void reauthorize(socket);
-  }
-
-  /**
-   * Socket.IO connection state recovery skips `io.use` middlewares by default and restores the
-   * socket's rooms: permissions may have changed meanwhile, so each bridged room is checked again.
-   */
-  async function reauthorize(socket: Socket): Promise<void> {
-    for (const room of [...socket.rooms]) {
-      if (!room.startsWith(opts.roomPrefix) || !core.rooms.isBridged(socket.nsp, room)) continue;
-      const filter = room.slice(opts.roomPrefix.length);
-      if (!(await authorizer.subscribe(socket, filter))) {
-        debug("[%s] recovered socket no longer allowed %s", socket.id, filter);
-        await socket.leave(room);
-      }
-    }
+    if (socket.recovered) guard.recovered(socket);
   }
 
   function attachNamespace(nsp: Namespace): void {
     if (closed || namespaces.has(nsp)) return;
     core.attach(nsp);
+    guard.attach(nsp);
     const onConnection = (socket: Socket) => setup(socket);
     nsp.on("connection", onConnection);
     namespaces.set(nsp, onConnection);
@@ -208,6 +196,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
         namespaces.clear();
         for (const detach of sockets.values()) detach();
         sockets.clear();
+        guard.close();
         await core.close();
         debug("closed");
       })();

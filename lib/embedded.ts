@@ -54,15 +54,19 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
 
   // Straight to the adapter, as BroadcastOperator.emit does (one encode per broadcast), without
   // building operators per message. `flags.local` keeps the embedded topology's emits on this node.
-  const flags = scope === "local" ? { local: true } : {};
-  const none = new Set<string>();
+  // Adapters with connection state recovery keep `opts` by reference for later replays: every
+  // structure handed over here is never changed afterwards (room sets are replaced, not edited;
+  // `flags` is frozen; `none` is never written to; `data` and the message are new per broadcast).
+  const flags = Object.freeze(scope === "local" ? { local: true } : {});
+  const none: ReadonlySet<string> = new Set<string>();
   const broadcast: Broadcast = (targets, except, message) => {
     const data = [opts.events.message, message];
     const exceptRooms = except === undefined ? none : new Set([except]);
     for (const nsp of namespaces) {
       nsp.adapter.broadcast(
         { type: EVENT_PACKET, data, nsp: nsp.name },
-        { rooms: targets, except: exceptRooms, flags },
+        // the adapter's types ask for Sets it may change; it only reads them
+        { rooms: targets as Set<string>, except: exceptRooms as Set<string>, flags },
       );
     }
   };

@@ -38,6 +38,11 @@ export class MqttBridgeError extends Error {
   }
 }
 
+/** The refusal of an action the authorization rules do not allow (`what`: "publish to …"). */
+export function forbidden(what: string): MqttBridgeError {
+  return new MqttBridgeError("FORBIDDEN", `not allowed to ${what}`, { reasonCode: 0x87 });
+}
+
 /** Turns any error into the `{ ok: false, error }` acknowledgement of the socket protocol. */
 export function toAck(err: unknown): AckFailure {
   const error: AckError =

@@ -39,6 +39,7 @@ export type {
   SubscribeAck,
   SubscribeRequest,
   UnsubscribeAck,
+  UnsubscribedNotice,
 } from "./protocol";
 export type { BridgeStats } from "./stats";
 export { checkTopicFilter, checkTopicName, covers, matches } from "./topic";

@@ -285,8 +285,8 @@ export function resolveOptions(opts: MqttBridgeOptions = {}): ResolvedOptions {
     }
     events[key] = name;
   }
-  if (new Set(Object.values(events)).size !== 4) {
-    throw optionError("events", "four distinct event names", events);
+  if (new Set(Object.values(events)).size !== Object.keys(DEFAULT_EVENTS).length) {
+    throw optionError("events", "distinct event names", events);
   }
 
   const roomPrefix = own(opts, "roomPrefix") ?? "mqtt:";

@@ -92,10 +92,15 @@ export interface PublishRequest {
   properties?: MessageProperties;
 }
 
-/** Names of the four socket events; each can be renamed with the `events` option. */
+/** Names of the socket events; each can be renamed with the `events` option. */
 export interface EventNames {
   /** server → client, default `"mqtt.message"` */
   message: string;
+  /**
+   * server → client, default `"mqtt.unsubscribed"`: the server took the socket out of a
+   * subscription it did not ask to leave ({@link UnsubscribedNotice}).
+   */
+  unsubscribed: string;
   /** client → server, default `"mqtt.publish"` */
   publish: string;
   /** client → server, default `"mqtt.subscribe"` */
@@ -107,6 +112,7 @@ export interface EventNames {
 /** The default event names of API.md. */
 export const DEFAULT_EVENTS: Readonly<EventNames> = Object.freeze({
   message: "mqtt.message",
+  unsubscribed: "mqtt.unsubscribed",
   publish: "mqtt.publish",
   subscribe: "mqtt.subscribe",
   unsubscribe: "mqtt.unsubscribe",
@@ -119,7 +125,22 @@ export interface BridgeClientToServerEvents {
   "mqtt.publish": (request: PublishRequest, ack?: (res: PublishAck) => void) => void;
 }
 
+/**
+ * What the server sends with `mqtt.unsubscribed` when it takes a socket out of a subscription
+ * the socket did not ask to leave: its rights were withdrawn (`FORBIDDEN`), or the broker refused
+ * the subscription (`BROKER_REJECTED`). The socket no longer receives messages of `filter`.
+ */
+export interface UnsubscribedNotice {
+  /** The topic filter of the subscription. */
+  filter: string;
+  /** The room the socket was taken out of. */
+  room: string;
+  /** Why, as in a failed acknowledgement. */
+  error: AckError;
+}
+
 /** Socket.IO event map of what the server sends to clients (default event names). */
 export interface BridgeServerToClientEvents {
   "mqtt.message": (message: BridgeMessage) => void;
+  "mqtt.unsubscribed": (notice: UnsubscribedNotice) => void;
 }

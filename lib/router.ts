@@ -60,7 +60,7 @@ function fingerprint(p: MessageProperties | undefined): string {
  * embedded topology emits to local sockets only; the worker emits through the adapter.
  */
 export type Broadcast = (
-  rooms: Set<string>,
+  rooms: ReadonlySet<string>,
   except: string | undefined,
   message: BridgeMessage,
 ) => void;
@@ -68,12 +68,12 @@ export type Broadcast = (
 /** Where a topic goes, as of a version of the subscription table (kept for unions only). */
 interface Route {
   version: number;
-  rooms: Set<string>;
+  rooms: ReadonlySet<string>;
   /** The subscription identifier whose copy is processed (Infinity: none is live). */
   chosen: number;
 }
 
-const EMPTY: Set<string> = new Set();
+const EMPTY: ReadonlySet<string> = new Set();
 
 /** Topics whose route is remembered; past it the cache starts again (a topic set that big churns). */
 const ROUTE_CACHE_SIZE = 10_000;
@@ -92,7 +92,7 @@ export class Router {
     this.matched.push(entry);
   };
   /** route()'s answer: the rooms and the copy to process (fields: no object per message). */
-  private rooms: Set<string> = EMPTY;
+  private rooms: ReadonlySet<string> = EMPTY;
   private chosen = Infinity;
 
   constructor(
@@ -126,7 +126,7 @@ export class Router {
     this.table.trie.match(topic, this.collect);
     let minActive = Infinity;
     let minPending = Infinity;
-    let single: Set<string> | undefined;
+    let single: ReadonlySet<string> | undefined;
     let union: Set<string> | undefined;
     for (let i = 0; i < matched.length; i++) {
       const entry = matched[i];

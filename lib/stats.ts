@@ -40,6 +40,16 @@ export interface BridgeStats {
     /** Entries dropped because the cache was full (limits.retainedMessages). */
     evicted: number;
   };
+  recovered: {
+    /** Sockets that Socket.IO's connection state recovery restored. */
+    sockets: number;
+    /** Missed messages handed to recovered sockets after their rooms were authorized again. */
+    replayed: number;
+    /** Missed messages kept from recovered sockets: their room was no longer allowed. */
+    withheld: number;
+    /** Rooms recovered sockets had to leave because `allow.subscribe` no longer allows them. */
+    revoked: number;
+  };
   publishes: {
     /** `mqtt.publish` events received from sockets. */
     received: number;
@@ -80,6 +90,7 @@ export function createStats(): BridgeStats {
       decodeFallbacks: 0,
     },
     retained: { cached: 0, replayed: 0, evicted: 0 },
+    recovered: { sockets: 0, replayed: 0, withheld: 0, revoked: 0 },
     publishes: { received: 0, acked: 0, server: 0 },
     subscribes: { ok: 0, unsubscribes: 0 },
     rejected: {

@@ -20,8 +20,13 @@ export interface FilterEntry {
    * hold each live; the entry goes when the last one does.
    */
   rooms: Map<string, number>;
-  /** The same rooms as a Set, ready for a broadcast. */
-  roomSet: Set<string>;
+  /**
+   * The same rooms as a Set, ready for a broadcast. Never changed once made: a change makes a new
+   * Set. Socket.IO's connection state recovery keeps each broadcast's room set by reference and
+   * reads it again when a socket recovers, so a set changed after the emit would change who a
+   * stored message is replayed to (an emptied one means everybody).
+   */
+  roomSet: ReadonlySet<string>;
   /** The QoS asked of the broker: the highest any requester wanted. */
   qos: QoS;
   /** idle: waiting for a connection; pending: SUBSCRIBE sent; active: SUBACK ok; failed: refused. */
@@ -78,8 +83,9 @@ export class SubscriptionTable {
   acquire(filter: string, room: string): void {
     let entry = this.trie.get(filter);
     if (entry) {
-      entry.rooms.set(room, (entry.rooms.get(room) ?? 0) + 1);
-      entry.roomSet.add(room);
+      const n = entry.rooms.get(room) ?? 0;
+      entry.rooms.set(room, n + 1);
+      if (n === 0) entry.roomSet = new Set(entry.rooms.keys());
       this.version++;
       return;
     }
@@ -110,7 +116,7 @@ export class SubscriptionTable {
       entry.rooms.set(room, n);
     } else {
       entry.rooms.delete(room);
-      entry.roomSet.delete(room);
+      entry.roomSet = new Set(entry.rooms.keys());
     }
     this.version++;
     if (entry.rooms.size > 0) return;

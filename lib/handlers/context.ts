@@ -1,7 +1,7 @@
 import createDebug from "debug";
 import type { Socket } from "socket.io";
 import type { Authorizer } from "../authorize";
-import { MqttBridgeError, toAck } from "../errors";
+import { toAck } from "../errors";
 import type { ResolvedOptions } from "../options";
 import type { AckFailure } from "../protocol";
 import type { Backend } from "../core";
@@ -28,11 +28,6 @@ export type Ack<T> = ((res: T) => void) | undefined;
 export function ackOf<T>(args: unknown[]): Ack<T> {
   const last = args[args.length - 1];
   return typeof last === "function" ? (last as (res: T) => void) : undefined;
-}
-
-/** The refusal of an action the authorization rules do not allow (`what`: "publish to …"). */
-export function forbidden(what: string): MqttBridgeError {
-  return new MqttBridgeError("FORBIDDEN", `not allowed to ${what}`, { reasonCode: 0x87 });
 }
 
 /** Sends an acknowledgement, never throwing; counts acks the client did not ask for. */

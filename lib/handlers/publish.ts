@@ -1,10 +1,10 @@
 import type { Socket } from "socket.io";
-import { MqttBridgeError } from "../errors";
+import { MqttBridgeError, forbidden } from "../errors";
 import type { PublishAck } from "../protocol";
 import type { TokenBucket } from "../rate-limit";
 import { ORIGIN_PROPERTY, parsePublish } from "../validate";
 import type { Ack, HandlerContext } from "./context";
-import { forbidden, refuse, reply } from "./context";
+import { refuse, reply } from "./context";
 
 /**
  * `mqtt.publish`: rate limit, validate every field (MQTT-RULES.md), authorize the topic (and

@@ -1,9 +1,9 @@
 import type { Socket } from "socket.io";
-import { MqttBridgeError } from "../errors";
+import { MqttBridgeError, forbidden } from "../errors";
 import type { SubscribeAck } from "../protocol";
 import { parseSubscribe } from "../validate";
 import type { Ack, HandlerContext } from "./context";
-import { forbidden, refuse, reply } from "./context";
+import { refuse, reply } from "./context";
 
 /** Counts the bridged rooms a socket is in through client subscriptions (prefixed rooms). */
 function subscriptionCount(ctx: HandlerContext, socket: Socket): number {

@@ -51,6 +51,7 @@ describe("options", () => {
           retained: true,
           events: {
             message: "mqtt.message",
+            unsubscribed: "mqtt.unsubscribed",
             publish: "mqtt.publish",
             subscribe: "mqtt.subscribe",
             unsubscribe: "mqtt.unsubscribe",
@@ -180,6 +181,7 @@ describe("options", () => {
     it("renames events and keeps the others at their defaults", () => {
       expect(resolveOptions({ events: { message: "msg", publish: "pub" } }).events).to.deep.equal({
         message: "msg",
+        unsubscribed: "mqtt.unsubscribed",
         publish: "pub",
         subscribe: "mqtt.subscribe",
         unsubscribe: "mqtt.unsubscribe",

@@ -1,0 +1,174 @@
+/**
+ * Socket.IO connection state recovery on one node (in-memory adapter) must not widen what a
+ * socket receives: a recovered socket gets only what it would have received live, and nothing from
+ * a room it may no longer be in (issue "guarantees", item 1).
+ */
+import { expect } from "chai";
+import type { MqttClient } from "mqtt";
+import type { Socket as ClientSocket } from "socket.io-client";
+import type { MqttBridgeOptions } from "../../lib";
+import type { Harness } from "../support/harness";
+import { collect, createHarness, request } from "../support/harness";
+import type { MosquittoHandle } from "../support/mosquitto";
+import { startMosquitto } from "../support/mosquitto";
+import { onceEvent, waitFor } from "../support/util";
+
+const RECOVERY = { connectionStateRecovery: { maxDisconnectionDuration: 30_000 } };
+
+describe("connection state recovery never widens delivery (Mosquitto, MQTT 5)", () => {
+  let broker: MosquittoHandle;
+  let h: Harness | undefined;
+  let seq = 0;
+  const uniq = () => `csr${process.pid}x${Date.now().toString(36)}x${++seq}`;
+
+  before(async () => {
+    broker = await startMosquitto();
+  });
+  after(async () => broker.stop());
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  async function setup(opts: MqttBridgeOptions): Promise<Harness> {
+    h = await createHarness({ name: "mosquitto v5", url: broker.url, version: 5 }, opts, RECOVERY);
+    return h;
+  }
+
+  /** Cuts a client's transport; it stays offline until {@link recover} (no auto-reconnect). */
+  async function cut(c: ClientSocket): Promise<void> {
+    c.io.opts.reconnection = false;
+    c.io.reconnection(false);
+    const gone = onceEvent(c, "disconnect");
+    c.io.engine.close();
+    await gone;
+  }
+
+  /** Reconnects a client cut by {@link cut}; resolves once connected, with `recovered`. */
+  async function recover(c: ClientSocket): Promise<boolean> {
+    const back = onceEvent(c, "connect");
+    c.connect();
+    await back;
+    return c.recovered;
+  }
+
+  async function publish(d: MqttClient, topic: string, payload: string): Promise<void> {
+    await d.publishAsync(topic, payload, { qos: 1 });
+  }
+
+  it("does not replay another user's messages once their room emptied", async () => {
+    const t = uniq();
+    const hh = await setup({ allow: { subscribe: ["#"], publish: ["#"] } });
+    const d = await hh.device();
+    const e = await hh.client();
+    const eBox = collect(e);
+    expect((await request(e, "mqtt.subscribe", `${t}/E/inbox`)).ok).to.equal(true);
+    await publish(d, `${t}/E/inbox`, "e1"); // gives E an offset to recover from
+    await waitFor(() => eBox.messages.length === 1);
+    await cut(e);
+
+    const v = await hh.client();
+    const vBox = collect(v);
+    expect((await request(v, "mqtt.subscribe", `${t}/V/inbox`)).ok).to.equal(true);
+    for (const p of ["v1", "v2", "v3"]) await publish(d, `${t}/V/inbox`, p);
+    await waitFor(() => vBox.messages.length === 3);
+    expect((await request(v, "mqtt.unsubscribe", `${t}/V/inbox`)).ok).to.equal(true);
+    await waitFor(() => hh.stats().brokerSubscriptions === 0);
+
+    expect(await recover(e)).to.equal(true);
+    await waitFor(() => hh.stats().brokerSubscriptions === 1);
+    await publish(d, `${t}/E/inbox`, "e2"); // a sentinel: whatever was replayed came before it
+    await waitFor(() => eBox.messages.some((m) => m.payload === "e2"));
+    expect(eBox.messages.map((m) => m.payload)).to.deep.equal(["e1", "e2"]);
+  });
+
+  it("does not replay messages of a filter routed to the socket's room only later", async () => {
+    const t = uniq();
+    const hh = await setup({ allow: { subscribe: ["#"], publish: ["#"] } });
+    const d = await hh.device();
+    const x = await hh.client();
+    const xBox = collect(x);
+    const hello: unknown[] = [];
+    x.on("hello", (m: unknown) => hello.push(m));
+    const keeper = await hh.client(); // keeps "team" alive while X is away
+    for (const c of [x, keeper]) void hh.serverSocket(c.id!)!.join("team");
+    hh.io.to("team").emit("hello", 1); // gives X an offset to recover from
+    await waitFor(() => hello.length === 1);
+    await cut(x);
+
+    const a = await hh.client();
+    const aBox = collect(a);
+    expect((await request(a, "mqtt.subscribe", `${t}/feed`)).ok).to.equal(true);
+    await publish(d, `${t}/feed`, "before-route");
+    await waitFor(() => aBox.messages.length === 1);
+    hh.bridge.subscribe(`${t}/feed`, "team"); // from now on "team" gets the feed too
+
+    expect(await recover(x)).to.equal(true);
+    await publish(d, `${t}/feed`, "after-route");
+    await waitFor(() => xBox.messages.some((m) => m.payload === "after-route"));
+    expect(xBox.messages.map((m) => m.payload)).to.deep.equal(["after-route"]);
+  });
+
+  it("re-checks permissions before handing missed messages to a recovered socket", async () => {
+    const t = uniq();
+    let allowed = true;
+    const hh = await setup({
+      allow: { subscribe: (_s, f) => allowed || f.endsWith("/open"), publish: ["#"] },
+    });
+    const d = await hh.device();
+    const e = await hh.client();
+    const keeper = await hh.client(); // keeps the room alive while E is away
+    const eBox = collect(e);
+    for (const c of [e, keeper]) {
+      expect((await request(c, "mqtt.subscribe", `${t}/secret`)).ok).to.equal(true);
+    }
+    expect((await request(e, "mqtt.subscribe", `${t}/open`)).ok).to.equal(true);
+    await publish(d, `${t}/secret`, "s1");
+    await waitFor(() => eBox.messages.length === 1);
+    await cut(e);
+    await publish(d, `${t}/secret`, "s2-missed");
+    await publish(d, `${t}/open`, "o1-missed");
+    allowed = false; // E's rights to the secret filter are revoked while it is away
+
+    const notices: { filter: string; error: { code: string } }[] = [];
+    e.on("mqtt.unsubscribed", (n: { filter: string; error: { code: string } }) => notices.push(n));
+    expect(await recover(e)).to.equal(true);
+    await publish(d, `${t}/open`, "o2");
+    await waitFor(() => eBox.messages.some((m) => m.payload === "o2"));
+    const seen = eBox.messages.map((m) => m.payload);
+    expect(seen).to.not.include("s2-missed");
+    // "open" had no other member: its broker subscription went with E, so o1 reached nobody
+    expect(seen).to.deep.equal(["s1", "o2"]);
+    expect(hh.serverSocket(e.id!)!.rooms.has(`mqtt:${t}/secret`)).to.equal(false);
+    expect(notices.map((n) => [n.filter, n.error.code])).to.deep.equal([
+      [`${t}/secret`, "FORBIDDEN"],
+    ]);
+    expect(hh.stats().recovered).to.deep.include({ sockets: 1, revoked: 1, withheld: 1 });
+  });
+
+  it("replays missed messages of rooms still allowed, in order, once", async () => {
+    const t = uniq();
+    const hh = await setup({
+      allow: { subscribe: (_s, f) => Promise.resolve(f.startsWith(t)), publish: ["#"] },
+    });
+    const d = await hh.device();
+    const e = await hh.client();
+    const keeper = await hh.client();
+    const eBox = collect(e);
+    for (const c of [e, keeper]) {
+      expect((await request(c, "mqtt.subscribe", `${t}/a`)).ok).to.equal(true);
+    }
+    await publish(d, `${t}/a`, "m1");
+    await waitFor(() => eBox.messages.length === 1);
+    await cut(e);
+    for (const p of ["m2", "m3", "m4"]) await publish(d, `${t}/a`, p);
+    expect(await recover(e)).to.equal(true);
+    await publish(d, `${t}/a`, "m5");
+    await waitFor(() => eBox.messages.some((m) => m.payload === "m5")).catch((err: Error) => {
+      throw new Error(
+        `${err.message}; E got ${JSON.stringify(eBox.messages.map((m) => m.payload))}`,
+      );
+    });
+    expect(eBox.messages.map((m) => m.payload)).to.deep.equal(["m1", "m2", "m3", "m4", "m5"]);
+  });
+});
