@@ -6,6 +6,7 @@
 import type { Socket } from "socket.io-client";
 import { DEFAULT_EVENTS } from "./protocol";
 import type {
+  AckError,
   BridgeMessage,
   ErrorCode,
   EventNames,
@@ -39,10 +40,19 @@ export interface MqttClientOptions {
   timeoutMs?: number;
   /**
    * Called when restoring a subscription after a reconnect fails while that connection is still
-   * up; the local subscription is kept (and restored again on the next reconnect). Without it the
-   * error is rethrown asynchronously.
+   * up (each failed attempt: one a retry can fix is retried with backoff, see `retry`; otherwise
+   * the local subscription is kept and restored again on the next reconnect), and when the server
+   * takes the socket out of a subscription (`mqtt.unsubscribed`: `FORBIDDEN` drops the local
+   * subscription, `BROKER_REJECTED` is retried). Without it the error is rethrown asynchronously.
    */
   onError?: (error: MqttBridgeClientError, filter: string) => void;
+  /**
+   * Backoff of the helper's own retries: a restore that failed with a code a retry can fix
+   * (`BROKER_UNAVAILABLE`, `BROKER_REJECTED`, `TIMEOUT`, `RATE_LIMITED`), and a subscription the
+   * server dropped with `mqtt.unsubscribed` and `BROKER_REJECTED`. The delay doubles from
+   * `minDelayMs` (default 1 000) up to `maxDelayMs` (default 30 000), with ±20 % jitter.
+   */
+  retry?: { minDelayMs?: number; maxDelayMs?: number };
 }
 
 /**
@@ -132,6 +142,14 @@ interface Entry {
   pending?: Promise<void> | undefined; // the first mqtt.subscribe, until acknowledged
 }
 type Ack = { ok: boolean; room?: string; qos?: QoS; error?: Record<string, unknown> };
+
+/** Codes after which the same subscribe can succeed later. */
+const RETRYABLE = new Set<string>([
+  "BROKER_UNAVAILABLE",
+  "BROKER_REJECTED",
+  "TIMEOUT",
+  "RATE_LIMITED",
+]);
 
 const rethrow = (error: unknown) =>
   queueMicrotask(() => {
@@ -238,25 +256,73 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
 
   const onDisconnect = () => void disconnects++;
 
+  const report = (err: MqttBridgeClientError, filter: string) => {
+    if (options.onError) options.onError(err, filter);
+    else rethrow(err);
+  };
+
+  const minDelay = options.retry?.minDelayMs ?? 1000;
+  const maxDelay = options.retry?.maxDelayMs ?? 30_000;
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const later = (attempt: number, fn: () => void) => {
+    const base = Math.min(maxDelay, minDelay * 2 ** Math.min(attempt, 20));
+    const timer = setTimeout(
+      () => {
+        timers.delete(timer);
+        fn();
+      },
+      base * (0.8 + Math.random() * 0.4),
+    );
+    timers.add(timer);
+  };
+
+  /** Subscribes `entry` again; a failure a retry can fix is retried with backoff. */
+  function restore(entry: Entry, attempt: number): void {
+    const epoch = disconnects;
+    void request(events.subscribe, entry.request).then(
+      (ack) => update(entry, ack),
+      (err: MqttBridgeClientError) => {
+        // lost with the connection: the next "connect" restores again
+        if (closed || epoch !== disconnects || entries.get(entry.filter) !== entry) return;
+        report(err, entry.filter);
+        if (RETRYABLE.has(err.code)) later(attempt, () => retryIfCurrent(entry, epoch, attempt));
+      },
+    );
+  }
+
+  function retryIfCurrent(entry: Entry, epoch: number, attempt: number): void {
+    if (closed || epoch !== disconnects || entries.get(entry.filter) !== entry) return;
+    restore(entry, attempt + 1);
+  }
+
   const onConnect = () => {
     if (restored === disconnects) return; // the first connect
     restored = disconnects;
     if (socket.recovered) return; // the server kept our rooms
     for (const entry of entries.values()) {
       if (entry.pending) continue; // its own request is still on its way
-      void request(events.subscribe, entry.request).then(
-        (ack) => update(entry, ack),
-        (err: MqttBridgeClientError) => {
-          // lost with the connection: the next "connect" restores again
-          if (closed || restored !== disconnects || entries.get(entry.filter) !== entry) return;
-          if (options.onError) options.onError(err, entry.filter);
-          else rethrow(err);
-        },
-      );
+      restore(entry, 0);
+    }
+  };
+
+  /** The server took the socket out of a subscription (`mqtt.unsubscribed`). */
+  const onUnsubscribed = (notice: { filter?: unknown; error?: Partial<AckError> }) => {
+    const entry = typeof notice?.filter === "string" ? entries.get(notice.filter) : undefined;
+    const code = notice?.error?.code;
+    if (!entry || entry.pending || typeof code !== "string") return;
+    const text = typeof notice.error?.message === "string" ? notice.error.message : code;
+    report(error(code, text, notice.error?.reasonCode), entry.filter);
+    if (RETRYABLE.has(code)) {
+      const epoch = disconnects;
+      later(0, () => retryIfCurrent(entry, epoch, 0));
+    } else {
+      entries.delete(entry.filter);
+      for (const local of entry.locals) local.active = false;
     }
   };
 
   socket.on(events.message, onMessage);
+  socket.on(events.unsubscribed, onUnsubscribed);
   socket.on("disconnect", onDisconnect);
   socket.on("connect", onConnect);
 
@@ -297,7 +363,10 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
       if (closed) return;
       closed = true;
       socket.off(events.message, onMessage);
+      socket.off(events.unsubscribed, onUnsubscribed);
       socket.off("disconnect", onDisconnect);
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
       socket.off("connect", onConnect);
       for (const entry of entries.values()) {
         for (const local of entry.locals) local.active = false;

@@ -1,16 +1,20 @@
+import createDebug from "debug";
 import type { Namespace } from "socket.io";
-
-/** socket.io-parser's EVENT packet type (its PacketType.EVENT). */
-const EVENT_PACKET = 2;
 import { createDecoder } from "./codec";
 import type { Backend, Core, CoreDeps } from "./core";
 import { createReady } from "./core";
-import { MqttBridgeError } from "./errors";
+import { MqttBridgeError, toAck } from "./errors";
+import type { UnsubscribedNotice } from "./protocol";
 import { RoomTracker } from "./rooms";
 import type { Broadcast } from "./router";
 import { Router } from "./router";
-import { Session } from "./session";
+import { Session, backoffDelay } from "./session";
 import { SubscriptionTable } from "./subscriptions";
+
+const debug = createDebug("socket.io-mqtt-bridge:subscriptions");
+
+/** socket.io-parser's EVENT packet type (its PacketType.EVENT). */
+const EVENT_PACKET = 2;
 
 /** The embedded core, with the parts the worker topology builds on. */
 export interface EmbeddedCore extends Core {
@@ -32,18 +36,28 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
   /** The namespaces the router emits to (a Set of its own: iterated per message). */
   const namespaces = new Set<Namespace>();
 
-  const table: SubscriptionTable = new SubscriptionTable(session, {
-    onRefused: (entry) => {
-      // a refused SUBACK leaves no socket in the filter's own room
-      const room = rooms.room(entry.filter);
-      for (const nsp of namespaces) {
-        if (scope === "cluster") nsp.in(room).socketsLeave(room);
-        else nsp.local.in(room).socketsLeave(room);
-      }
-      deps.fail(entry.error ?? new MqttBridgeError("BROKER_REJECTED"));
+  const table: SubscriptionTable = new SubscriptionTable(
+    session,
+    {
+      onRefused: (entry) => {
+        // a refused SUBACK leaves no socket in the filter's own room, and each one is told
+        const room = rooms.room(entry.filter);
+        const err = entry.error ?? new MqttBridgeError("BROKER_REJECTED");
+        const notice: UnsubscribedNotice = { filter: entry.filter, room, error: toAck(err).error };
+        for (const nsp of namespaces) {
+          const members = scope === "cluster" ? nsp.in(room) : nsp.local.in(room);
+          if (scope === "local") stats.subscribes.evicted += nsp.adapter.rooms.get(room)?.size ?? 0;
+          members.emit(opts.events.unsubscribed, notice);
+          members.socketsLeave(room);
+        }
+        deps.fail(err);
+      },
+      onRemoved: (filter) => router.prune(filter),
+      retryDelay: (attempt) => backoffDelay(attempt - 1, opts.reconnect),
+      onFailed: (err) => debug("subscribe failed: %s", err.message),
     },
-    onRemoved: (filter) => router.prune(filter),
-  });
+    stats,
+  );
 
   const rooms = new RoomTracker(opts, {
     acquire: (filter, room) => table.acquire(filter, room),

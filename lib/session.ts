@@ -188,8 +188,16 @@ export class Session extends EventEmitter<SessionEvents> {
     this.emit("error", err);
   }
 
-  /** Subscribes `filter`; resolves with the granted QoS, rejects with a coded error. */
-  subscribe(filter: string, qos: QoS, id: number | undefined): Promise<QoS> {
+  /**
+   * Subscribes `filter`; resolves with the granted QoS, rejects with a coded error. A SUBACK that
+   * grants the filter after the promise gave up (`TIMEOUT`) is reported to `late`.
+   */
+  subscribe(
+    filter: string,
+    qos: QoS,
+    id: number | undefined,
+    late?: (granted: QoS) => void,
+  ): Promise<QoS> {
     if (!this.connected) return Promise.reject(new MqttBridgeError("BROKER_UNAVAILABLE"));
     const options: Parameters<MqttClient["subscribe"]>[1] = { qos };
     if (this.mqtt5) {
@@ -207,12 +215,14 @@ export class Session extends EventEmitter<SessionEvents> {
           ? (err as { packet?: { granted?: unknown[] } }).packet?.granted?.[0]
           : granted?.[0]?.qos;
         if (typeof code === "number" && code >= 0x80) {
-          return done(
+          done(
             new MqttBridgeError("BROKER_REJECTED", "subscription refused", { reasonCode: code }),
           );
+        } else if (err) {
+          done(brokerError(err, "subscribe"));
+        } else if (!done(null, (code ?? qos) as QoS)) {
+          late?.((code ?? qos) as QoS);
         }
-        if (err) return done(brokerError(err, "subscribe"));
-        done(null, (code ?? qos) as QoS);
       });
     });
   }
@@ -264,15 +274,17 @@ export class Session extends EventEmitter<SessionEvents> {
     });
   }
 
+  /** `start` gets `done`, which answers false when the operation was settled already. */
   private withTimeout<T>(
     what: string,
-    start: (done: (err: Error | null, value?: T) => void) => void,
+    start: (done: (err: Error | null, value?: T) => boolean) => void,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const finish = (err: Error | null, value?: T) => {
-        if (!this.deadlines.delete(entry)) return; // settled already
+      const finish = (err: Error | null, value?: T): boolean => {
+        if (!this.deadlines.delete(entry)) return false; // settled already
         if (err) reject(err);
         else resolve(value as T);
+        return true;
       };
       const entry = this.deadlines.add(() => {
         if (this.closed) finish(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge is closed"));

@@ -63,6 +63,12 @@ export interface BridgeStats {
     ok: number;
     /** `mqtt.unsubscribe` requests. */
     unsubscribes: number;
+    /** Broker SUBSCRIBEs refused by the broker (first ones, restores after a reconnect, retries). */
+    refused: number;
+    /** Broker SUBSCRIBEs sent again, with backoff, after a timeout or a refusal. */
+    retried: number;
+    /** Sockets taken out of a client-subscription room because the broker refused its filter. */
+    evicted: number;
   };
   /** Socket requests refused, by error code. */
   rejected: Record<ErrorCode, number>;
@@ -92,7 +98,7 @@ export function createStats(): BridgeStats {
     retained: { cached: 0, replayed: 0, evicted: 0 },
     recovered: { sockets: 0, replayed: 0, withheld: 0, revoked: 0 },
     publishes: { received: 0, acked: 0, server: 0 },
-    subscribes: { ok: 0, unsubscribes: 0 },
+    subscribes: { ok: 0, unsubscribes: 0, refused: 0, retried: 0, evicted: 0 },
     rejected: {
       INVALID_ARGUMENT: 0,
       INVALID_TOPIC: 0,

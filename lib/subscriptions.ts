@@ -3,6 +3,7 @@ import type { MqttBridgeError } from "./errors";
 import { MqttBridgeError as BridgeError } from "./errors";
 import type { QoS } from "./protocol";
 import type { Session } from "./session";
+import type { BridgeStats } from "./stats";
 import { TopicTrie } from "./topic-trie";
 
 const debug = createDebug("socket.io-mqtt-bridge:subscriptions");
@@ -29,9 +30,22 @@ export interface FilterEntry {
   roomSet: ReadonlySet<string>;
   /** The QoS asked of the broker: the highest any requester wanted. */
   qos: QoS;
-  /** idle: waiting for a connection; pending: SUBSCRIBE sent; active: SUBACK ok; failed: refused. */
+  /**
+   * idle: waiting for a connection; pending: SUBSCRIBE sent; active: SUBACK ok; failed: refused
+   * (retried with backoff while rooms still need it, when a retry can succeed). An active entry
+   * stays active while a SUBSCRIBE raising its QoS is on its way: the broker keeps delivering
+   * under the same subscription (and identifier), so the router's choice of copy does not move.
+   */
   state: "idle" | "pending" | "active" | "failed";
   granted: QoS;
+  /** A SUBSCRIBE raising the QoS of the active subscription is on its way. */
+  upgrading: boolean;
+  /** The QoS last confirmed by the broker (what a refused upgrade falls back to). */
+  confirmedQos?: QoS;
+  /** A SUBSCRIBE sent again after a timeout or a refusal, with backoff. */
+  retry?: NodeJS.Timeout;
+  /** SUBSCRIBEs of this entry that failed in a row (for the backoff). */
+  attempts: number;
   error?: MqttBridgeError;
   /** Bumped on every SUBSCRIBE so a late answer to an older one is ignored. */
   generation: number;
@@ -44,7 +58,14 @@ export interface SubscriptionHooks {
   onRefused(entry: FilterEntry): void;
   /** A filter has no live room left and was removed. */
   onRemoved(filter: string): void;
+  /** The delay before SUBSCRIBE attempt `attempt` (1-based) of a filter is sent again. */
+  retryDelay(attempt: number): number;
+  /** A SUBSCRIBE went unanswered or was refused (an operational error, for `error` events). */
+  onFailed(err: MqttBridgeError): void;
 }
+
+/** SUBACK reason codes after which the same SUBSCRIBE cannot succeed: not retried. */
+const FINAL_REFUSALS = new Set([0x8f, 0x9e, 0xa1, 0xa2]);
 
 /**
  * The broker subscriptions, with reference counts: the first room that needs a filter subscribes
@@ -62,6 +83,7 @@ export class SubscriptionTable {
   constructor(
     private readonly session: Session,
     private readonly hooks: SubscriptionHooks,
+    private readonly stats: BridgeStats,
   ) {}
 
   /**
@@ -76,7 +98,7 @@ export class SubscriptionTable {
     }
     if (entry.qos >= qos) return;
     entry.qos = qos;
-    if (entry.state !== "idle") this.send(entry);
+    if (entry.state !== "idle" && this.session.connected) this.send(entry);
   }
 
   /** `room` needs `filter`: the first reference subscribes the broker. */
@@ -98,6 +120,8 @@ export class SubscriptionTable {
       state: "idle",
       granted: 0,
       generation: 0,
+      attempts: 0,
+      upgrading: false,
       waiters: [],
     };
     this.wantedQos.delete(filter);
@@ -121,6 +145,7 @@ export class SubscriptionTable {
     this.version++;
     if (entry.rooms.size > 0) return;
     this.trie.delete(filter);
+    this.cancelRetry(entry);
     debug("- %s", filter);
     this.hooks.onRemoved(filter);
     this.settle(entry, new BridgeError("BROKER_UNAVAILABLE", "the subscription was removed"));
@@ -136,35 +161,101 @@ export class SubscriptionTable {
   }
 
   private send(entry: FilterEntry): void {
+    this.cancelRetry(entry);
     const generation = ++entry.generation;
-    entry.state = "pending";
-    this.version++;
-    this.session.subscribe(entry.filter, entry.qos, entry.id).then(
-      (granted) => {
-        if (entry.generation !== generation || this.trie.get(entry.filter) !== entry) return;
-        entry.state = "active";
-        this.version++;
-        entry.granted = granted;
-        delete entry.error;
-        this.settle(entry);
-      },
-      (err: MqttBridgeError) => {
-        if (entry.generation !== generation || this.trie.get(entry.filter) !== entry) return;
-        if (err.code === "BROKER_REJECTED") {
+    const upgrade = entry.state === "active";
+    entry.upgrading = upgrade;
+    if (!upgrade) {
+      entry.state = "pending";
+      this.version++;
+    }
+    const qos = entry.qos;
+    this.session
+      .subscribe(entry.filter, qos, entry.id, (granted) => this.late(entry, granted))
+      .then(
+        (granted) => {
+          if (entry.generation !== generation || this.trie.get(entry.filter) !== entry) return;
+          entry.upgrading = false;
+          entry.state = "active";
+          entry.attempts = 0;
+          this.version++;
+          entry.granted = granted;
+          entry.confirmedQos = qos;
+          delete entry.error;
+          this.settle(entry);
+        },
+        (err: MqttBridgeError) => {
+          if (entry.generation !== generation || this.trie.get(entry.filter) !== entry) return;
+          entry.upgrading = false;
+          this.hooks.onFailed(err);
+          if (err.code !== "BROKER_REJECTED") {
+            // no answer in time (the SUBSCRIBE may still take effect) or the connection went: keep
+            // routing what comes and send it again, with backoff, while connected; a new
+            // connection restores everything anyway
+            this.settle(entry, err);
+            if (this.session.connected) this.scheduleRetry(entry);
+            return;
+          }
+          this.stats.subscribes.refused++;
+          debug("broker refused %s (QoS %d): %s", entry.filter, qos, err.message);
+          if (upgrade && entry.confirmedQos !== undefined) {
+            // a refused SUBSCRIBE leaves the existing subscription as it was: only the upgrade failed
+            entry.qos = entry.confirmedQos;
+            this.settle(entry, err);
+            return;
+          }
           entry.state = "failed";
           this.version++;
           entry.error = err;
-          debug("broker refused %s: %s", entry.filter, err.message);
           this.settle(entry, err);
           this.hooks.onRefused(entry);
-        } else {
-          // connection lost or no answer: retried on the next connect
-          entry.state = "idle";
-          this.version++;
-          this.settle(entry, err);
-        }
-      },
-    );
+          const final = err.reasonCode !== undefined && FINAL_REFUSALS.has(err.reasonCode);
+          if (!final && this.trie.get(entry.filter) === entry) this.scheduleRetry(entry);
+        },
+      );
+  }
+
+  /**
+   * A SUBACK that granted `entry` after its SUBSCRIBE gave up waiting. Still needed: it is
+   * confirmed (no need to wait for the retry). Released meanwhile: the UNSUBSCRIBE sent then may
+   * have been handled before this grant (not every broker handles packets in order), so the filter
+   * is unsubscribed again — unless a newer entry of the same filter needs it.
+   */
+  private late(entry: FilterEntry, granted: QoS): void {
+    const current = this.trie.get(entry.filter);
+    if (current === entry) {
+      if (entry.state !== "pending" || entry.upgrading) return;
+      this.cancelRetry(entry);
+      entry.state = "active";
+      entry.attempts = 0;
+      entry.granted = granted;
+      entry.confirmedQos = granted;
+      this.version++;
+      this.settle(entry);
+    } else if (current === undefined && this.session.connected) {
+      debug("late SUBACK for released %s: unsubscribing again", entry.filter);
+      void this.session.unsubscribe(entry.filter);
+    }
+  }
+
+  /** Sends the entry's SUBSCRIBE again after a backoff (the entry keeps its state meanwhile). */
+  private scheduleRetry(entry: FilterEntry): void {
+    this.cancelRetry(entry);
+    const delay = this.hooks.retryDelay(++entry.attempts);
+    debug("SUBSCRIBE %s again in %d ms (attempt %d)", entry.filter, delay, entry.attempts);
+    entry.retry = setTimeout(() => {
+      entry.retry = undefined;
+      if (this.trie.get(entry.filter) !== entry || !this.session.connected) return;
+      this.stats.subscribes.retried++;
+      this.send(entry);
+    }, delay);
+    entry.retry.unref();
+  }
+
+  private cancelRetry(entry: FilterEntry): void {
+    if (entry.retry === undefined) return;
+    clearTimeout(entry.retry);
+    entry.retry = undefined;
   }
 
   private settle(entry: FilterEntry, err?: MqttBridgeError): void {
@@ -180,7 +271,7 @@ export class SubscriptionTable {
   whenSubscribed(filter: string, timeoutMs: number): Promise<QoS> {
     const entry = this.trie.get(filter);
     if (!entry) return Promise.reject(new BridgeError("BROKER_UNAVAILABLE", "not subscribed"));
-    if (entry.state === "active") return Promise.resolve(entry.granted);
+    if (entry.state === "active" && !entry.upgrading) return Promise.resolve(entry.granted);
     if (entry.state === "failed" && entry.error) return Promise.reject(entry.error);
     return new Promise((resolve, reject) => {
       const waiter = (err?: MqttBridgeError) => {
@@ -198,12 +289,17 @@ export class SubscriptionTable {
 
   /** After every (re)connect: subscribe every live filter again (a clean session has none). */
   resubscribeAll(): void {
-    for (const [, entry] of this.trie.entries()) this.send(entry);
+    for (const [, entry] of this.trie.entries()) {
+      entry.attempts = 0;
+      if (entry.state === "active") entry.state = "pending"; // a new connection: confirm again
+      this.send(entry);
+    }
   }
 
   /** When the connection drops: nothing is confirmed any more. */
   disconnected(): void {
     for (const [, entry] of this.trie.entries()) {
+      this.cancelRetry(entry);
       if (entry.state !== "failed") entry.state = "idle";
     }
     this.version++;
@@ -219,7 +315,10 @@ export class SubscriptionTable {
   /** Forgets every filter and unsubscribes the active ones (when connected). */
   async close(): Promise<void> {
     const filters = [...this.trie.entries()];
-    for (const [filter] of filters) this.trie.delete(filter);
+    for (const [filter, entry] of filters) {
+      this.trie.delete(filter);
+      this.cancelRetry(entry);
+    }
     this.version++;
     for (const [, entry] of filters) {
       this.settle(entry, new BridgeError("BROKER_UNAVAILABLE", "the bridge is closing"));

@@ -49,9 +49,8 @@ export async function onSubscribe(
     try {
       granted = await ctx.backend.confirm(filter, qos, ctx.opts.ackTimeoutMs);
     } catch (err) {
-      // a refused SUBACK empties the room already; otherwise undo only what this request did
-      const refused = err instanceof MqttBridgeError && err.code === "BROKER_REJECTED";
-      if (joined && !refused) await socket.leave(room);
+      // undo what this request did (a refused new subscription has emptied the room already)
+      if (joined) await socket.leave(room);
       throw err;
     }
     ctx.stats.subscribes.ok++;

@@ -31,13 +31,23 @@ interface Fake {
   unsubscribes: string[];
   /** When true every subscribe is refused with FORBIDDEN. */
   forbidAll: boolean;
+  /** The next this many subscribes are refused with BROKER_UNAVAILABLE. */
+  unavailable: number;
 }
 
 async function startFake(opts: { neverAck?: boolean; recovery?: boolean } = {}): Promise<Fake> {
   const http = createServer();
   const io: FakeIo = new Server(http, opts.recovery ? { connectionStateRecovery: {} } : {});
   const bus = new EventEmitter();
-  const fake: Fake = { io, url: "", bus, subscribes: [], unsubscribes: [], forbidAll: false };
+  const fake: Fake = {
+    io,
+    url: "",
+    bus,
+    subscribes: [],
+    unsubscribes: [],
+    forbidAll: false,
+    unavailable: 0,
+  };
   const forbidden = (code: "FORBIDDEN") => ({
     ok: false as const,
     error: { code, message: "not allowed", reasonCode: 0x87 },
@@ -50,6 +60,10 @@ async function startFake(opts: { neverAck?: boolean; recovery?: boolean } = {}):
       const filter = typeof req === "string" ? req : req.filter;
       const qos = typeof req === "string" ? 0 : (req.qos ?? 0);
       if (fake.forbidAll || filter.startsWith("forbidden/")) return ack(forbidden("FORBIDDEN"));
+      if (fake.unavailable > 0) {
+        fake.unavailable--;
+        return ack({ ok: false, error: { code: "BROKER_UNAVAILABLE", message: "down" } });
+      }
       if (filter.startsWith("malformed/")) return (ack as unknown as (x: unknown) => void)("yes");
       void socket.join("mqtt:" + filter);
       if (filter.startsWith("retained/")) {
@@ -368,6 +382,64 @@ describe("browser helper (socket.io-mqtt-bridge/client)", () => {
     await h.count(1);
   });
 
+  it("retries a failed restore with backoff until it succeeds", async () => {
+    const { fake, socket } = await setup();
+    const failures: string[] = [];
+    const mqtt = mqttClient(socket, {
+      retry: { minDelayMs: 20, maxDelayMs: 100 },
+      onError: (error) => failures.push(error.code),
+    });
+    const h = inbox();
+    await mqtt.subscribe("sensors/#", h.handler);
+    fake.unavailable = 2;
+    const restored = within(3000, "three restore attempts", (resolve) =>
+      fake.bus.on("subscribe", () => fake.subscribes.length === 4 && resolve()),
+    );
+    await forceReconnect(socket);
+    await restored;
+    expect(failures).to.deep.equal(["BROKER_UNAVAILABLE", "BROKER_UNAVAILABLE"]);
+    await mqtt.publish("sensors/a", 1);
+    await h.count(1);
+  });
+
+  it("follows mqtt.unsubscribed: subscribes again after BROKER_REJECTED, drops on FORBIDDEN", async () => {
+    const { fake, socket } = await setup();
+    const failures: [string, string][] = [];
+    const mqtt = mqttClient(socket, {
+      retry: { minDelayMs: 20, maxDelayMs: 100 },
+      onError: (error, filter) => failures.push([error.code, filter]),
+    });
+    const h = inbox();
+    await mqtt.subscribe("sensors/#", h.handler);
+    await mqtt.subscribe("secret/#", h.handler);
+    const again = within(3000, "re-subscribe", (resolve) => fake.bus.once("subscribe", resolve));
+    const server = fake.io.of("/").sockets.get(socket.id!)!;
+    await server.leave("mqtt:sensors/#");
+    server.emit("mqtt.unsubscribed", {
+      filter: "sensors/#",
+      room: "mqtt:sensors/#",
+      error: { code: "BROKER_REJECTED", message: "quota", reasonCode: 0x97 },
+    });
+    expect(await again).to.equal("sensors/#");
+    await server.leave("mqtt:secret/#");
+    server.emit("mqtt.unsubscribed", {
+      filter: "secret/#",
+      room: "mqtt:secret/#",
+      error: { code: "FORBIDDEN", message: "revoked" },
+    });
+    await within(2000, "the filter dropped", (resolve) => {
+      const check = () => (mqtt.filters().length === 1 ? resolve() : setTimeout(check, 5));
+      check();
+    });
+    expect(mqtt.filters()).to.deep.equal(["sensors/#"]);
+    expect(failures).to.deep.equal([
+      ["BROKER_REJECTED", "sensors/#"],
+      ["FORBIDDEN", "secret/#"],
+    ]);
+    await mqtt.publish("sensors/a", 1);
+    await h.count(1);
+  });
+
   it("keeps dispatching when a handler throws and rethrows its error asynchronously", async () => {
     const { socket } = await setup();
     const mqtt = mqttClient(socket);
@@ -395,7 +467,9 @@ describe("browser helper (socket.io-mqtt-bridge/client)", () => {
   it("close() removes its listeners, drops handlers and leaves the rooms", async () => {
     const { fake, socket } = await setup();
     const counts = () =>
-      ["mqtt.message", "connect", "disconnect"].map((e) => socket.listeners(e).length);
+      ["mqtt.message", "mqtt.unsubscribed", "connect", "disconnect"].map(
+        (e) => socket.listeners(e).length,
+      );
     const before = counts();
     const mqtt = mqttClient(socket);
     expect(counts()).to.deep.equal(before.map((n) => n + 1));
