@@ -15,6 +15,11 @@ export interface Backend {
   readonly connected: boolean;
   /** True when the broker connection speaks MQTT 5 (properties allowed). */
   readonly mqtt5: boolean;
+  /**
+   * May a socket subscribe `filter` without exceeding `limits.brokerSubscriptions`? (A filter
+   * already held always may.)
+   */
+  admits(filter: string): boolean;
   /** A socket is about to join the room of `filter` asking for `qos`. */
   prepare(filter: string, qos: QoS): void;
   /** Resolves with the granted QoS once the broker confirmed `filter`. */

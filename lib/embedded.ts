@@ -55,6 +55,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
       onRemoved: (filter) => router.prune(filter),
       retryDelay: (attempt) => backoffDelay(attempt - 1, opts.reconnect),
       onFailed: (err) => debug("subscribe failed: %s", err.message),
+      willReplay: (filter) => router.expectReplay(filter),
     },
     stats,
   );
@@ -120,6 +121,8 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     get mqtt5() {
       return session.mqtt5;
     },
+    admits: (filter) =>
+      table.trie.size < opts.limits.brokerSubscriptions || table.trie.get(filter) !== undefined,
     prepare: (filter, qos) => table.upgrade(filter, qos),
     confirm: (filter, qos, timeoutMs) => {
       table.upgrade(filter, qos);

@@ -56,6 +56,21 @@ export interface Limits {
   userPropertyBytes: number;
   /** Most retained (last-known state) messages kept for joiners; beyond it the oldest go. @default 10000 */
   retainedMessages: number;
+  /** Most bytes (topics and payloads) of retained messages kept; beyond it the oldest go. @default 16777216 */
+  retainedBytes: number;
+  /**
+   * `mqtt.subscribe` / `mqtt.unsubscribe` requests per second a socket may make (token bucket
+   * refill rate); beyond it `RATE_LIMITED`. @default 20
+   */
+  subscribeRate: number;
+  /** Subscribe / unsubscribe requests a socket may make in a burst (bucket size). @default 200 */
+  subscribeBurst: number;
+  /**
+   * Distinct broker subscriptions (topic filters) this bridge holds at most for client
+   * subscriptions; a socket subscribing a new filter beyond it gets `TOO_MANY_SUBSCRIPTIONS`.
+   * Routes of the app (`bridge.subscribe`, joins made by server code) are not refused. @default 100000
+   */
+  brokerSubscriptions: number;
   /**
    * Socket publishes queued while the broker is offline (sent after reconnecting, acked then).
    * 0 refuses them at once with `BROKER_UNAVAILABLE`. @default 0
@@ -168,6 +183,10 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   userProperties: 32,
   userPropertyBytes: 8192,
   retainedMessages: 10_000,
+  retainedBytes: 16 * 1024 * 1024,
+  subscribeRate: 20,
+  subscribeBurst: 200,
+  brokerSubscriptions: 100_000,
   offlineQueue: 0,
 });
 

@@ -3,6 +3,7 @@ import type { IPublishPacket } from "mqtt";
 import type { PayloadDecoder } from "./codec";
 import type { ResolvedOptions } from "./options";
 import type { BridgeMessage, MessageProperties } from "./protocol";
+import type { RetainedUpdate } from "./retained";
 import { RetainedCache } from "./retained";
 import type { Session } from "./session";
 import type { BridgeStats } from "./stats";
@@ -50,9 +51,14 @@ function socketProperties(p: PacketProperties | undefined): MessageProperties | 
   return out;
 }
 
-/** Identifies a retained message's properties, to tell a replay from a new state. */
+/**
+ * Identifies a retained message's properties, to tell a replay from a new state. The broker
+ * rewrites the message expiry interval of a replay to what is left of it, so it is left out.
+ */
 function fingerprint(p: MessageProperties | undefined): string {
-  return p ? JSON.stringify(p) : "";
+  if (!p) return "";
+  if (p.messageExpiryInterval === undefined) return JSON.stringify(p);
+  return JSON.stringify({ ...p, messageExpiryInterval: undefined });
 }
 
 /**
@@ -75,6 +81,9 @@ interface Route {
 
 const EMPTY: ReadonlySet<string> = new Set();
 
+/** How long after its SUBSCRIBE's deadline an expected replay is still taken for one. */
+const REPLAY_GRACE_MS = 1000;
+
 /** Topics whose route is remembered; past it the cache starts again (a topic set that big churns). */
 const ROUTE_CACHE_SIZE = 10_000;
 
@@ -86,6 +95,8 @@ const ROUTE_CACHE_SIZE = 10_000;
 export class Router {
   readonly retained: RetainedCache;
   private readonly routes = new Map<string, Route>();
+  /** Cached topics whose replay a SUBSCRIBE will bring, until when (see expectReplay). */
+  private readonly replays = new Map<string, number>();
   /** The filters of the topic being routed, filled by {@link collect} (reused: no allocation). */
   private readonly matched: FilterEntry[] = [];
   private readonly collect = (entry: FilterEntry) => {
@@ -103,7 +114,7 @@ export class Router {
     private readonly decode: PayloadDecoder,
     private readonly broadcast: Broadcast,
   ) {
-    this.retained = new RetainedCache(opts.limits.retainedMessages);
+    this.retained = new RetainedCache(opts.limits.retainedMessages, opts.limits.retainedBytes);
   }
 
   /**
@@ -203,7 +214,7 @@ export class Router {
       if (packet.retain || (!this.session.mqtt5 && this.retained.has(topic))) {
         const stored: BridgeMessage = { ...message, retain: true };
         const result = this.retained.update(stored, payload, fingerprint(properties));
-        if (result === "unchanged" && packet.retain) {
+        if (packet.retain && this.isReplay(topic, result) && result === "unchanged") {
           stats.retainedUnchanged++;
           return; // every member has this state already; joiners got it from the cache
         }
@@ -218,8 +229,32 @@ export class Router {
   }
 
   /**
+   * A SUBSCRIBE of `filter` is on its way: the broker will replay the retained messages of its
+   * topics. Over MQTT 5 (retain-as-published) a replay looks like a live retained publish, so the
+   * cached topics it will replay are noted: an unchanged copy of one of them, soon, is that
+   * replay (not sent to members again); any other unchanged retained copy is a live publish of the
+   * same state (a heartbeat) and is delivered.
+   */
+  expectReplay(filter: string): void {
+    if (!this.opts.retained || !this.session.mqtt5 || this.retained.size === 0) return;
+    const until = Date.now() + this.opts.ackTimeoutMs + REPLAY_GRACE_MS;
+    if (this.replays.size > this.retained.size) this.replays.clear(); // stale notes only
+    this.retained.match(filter, (m) => this.replays.set(m.topic, until));
+  }
+
+  /** Is this retained copy of `topic` the broker's replay (not a live publish)? */
+  private isReplay(topic: string, result: RetainedUpdate): boolean {
+    if (!this.session.mqtt5) return true; // 3.1.1 flags replays only
+    const until = this.replays.get(topic);
+    if (until === undefined) return false;
+    this.replays.delete(topic);
+    return result === "unchanged" && until >= Date.now();
+  }
+
+  /**
    * Calls `fn` with the cached state a socket joining a room of `filters` should get: topics that
-   * match one of them, skipping those it already has through the filters of its other rooms.
+   * match one of them, skipping those it already has through the filters of its other rooms. The
+   * cost is that of the topics found, not the size of the cache.
    */
   replay(
     filters: Iterable<string>,
@@ -227,16 +262,20 @@ export class Router {
     fn: (message: BridgeMessage) => void,
   ): void {
     if (!this.opts.retained || this.retained.size === 0) return;
-    const wanted = (topic: string) => {
-      for (const f of filters) {
-        if (matches(f, topic)) return !others.some((o) => matches(o, topic));
-      }
-      return false;
-    };
-    this.retained.forEach(wanted, (message) => {
-      fn(message);
-      this.stats.retained.replayed++;
-    });
+    const list = [...filters];
+    const seen = list.length > 1 ? new Set<string>() : undefined;
+    for (const filter of list) {
+      this.retained.match(filter, (message) => {
+        const { topic } = message;
+        if (others.some((o) => matches(o, topic))) return;
+        if (seen) {
+          if (seen.has(topic)) return;
+          seen.add(topic);
+        }
+        fn(message);
+        this.stats.retained.replayed++;
+      });
+    }
   }
 
   /**
@@ -249,8 +288,7 @@ export class Router {
     const trie = this.table.trie;
     let live = false;
     const found = () => (live = true);
-    this.retained.prune((topic) => {
-      if (!matches(removed, topic)) return false;
+    this.retained.prune(removed, (topic) => {
       live = false;
       trie.match(topic, found);
       return !live;

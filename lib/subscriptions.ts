@@ -62,6 +62,8 @@ export interface SubscriptionHooks {
   retryDelay(attempt: number): number;
   /** A SUBSCRIBE went unanswered or was refused (an operational error, for `error` events). */
   onFailed(err: MqttBridgeError): void;
+  /** A SUBSCRIBE of `filter` is about to be sent (the broker will replay its retained state). */
+  willReplay(filter: string): void;
 }
 
 /** SUBACK reason codes after which the same SUBSCRIBE cannot succeed: not retried. */
@@ -77,7 +79,7 @@ export class SubscriptionTable {
   /** Bumped by every change that can change where a topic is routed (for the router's cache). */
   version = 0;
   private nextId = 1;
-  /** QoS asked for filters whose room is about to be created (see upgrade). */
+  /** QoS asked for filters whose room is about to be created in this turn (see upgrade). */
   private readonly wantedQos = new Map<string, QoS>();
 
   constructor(
@@ -93,7 +95,12 @@ export class SubscriptionTable {
   upgrade(filter: string, qos: QoS): void {
     const entry = this.trie.get(filter);
     if (!entry) {
-      if (qos > 0) this.wantedQos.set(filter, qos);
+      if (qos > 0) {
+        this.wantedQos.set(filter, qos);
+        // the join that creates the room (and takes the QoS) follows in this same turn; a join
+        // that did not happen leaves nothing behind
+        queueMicrotask(() => this.wantedQos.delete(filter));
+      }
       return;
     }
     if (entry.qos >= qos) return;
@@ -170,6 +177,7 @@ export class SubscriptionTable {
       this.version++;
     }
     const qos = entry.qos;
+    this.hooks.willReplay(entry.filter);
     this.session
       .subscribe(entry.filter, qos, entry.id, (granted) => this.late(entry, granted))
       .then(

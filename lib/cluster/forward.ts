@@ -146,8 +146,12 @@ export function createForward(deps: CoreDeps): Core {
     get mqtt5() {
       return status?.mqtt5 ?? false;
     },
+    admits: () => true, // the node holds no broker subscription: see README, limits
     prepare(filter, qos) {
-      if (qos > 0) wantedQos.set(filter, qos);
+      if (qos > 0) {
+        wantedQos.set(filter, qos);
+        queueMicrotask(() => wantedQos.delete(filter)); // the join follows in this same turn
+      }
     },
     async confirm(filter, qos) {
       wantedQos.delete(filter);

@@ -12,6 +12,25 @@ function subscriptionCount(ctx: HandlerContext, socket: Socket): number {
   return n;
 }
 
+/** Refuses a new subscription beyond the socket's cap or the bridge's distinct-filter cap. */
+function checkCaps(ctx: HandlerContext, socket: Socket, filter: string): void {
+  const { subscriptionsPerSocket, brokerSubscriptions } = ctx.opts.limits;
+  if (subscriptionCount(ctx, socket) >= subscriptionsPerSocket) {
+    throw new MqttBridgeError(
+      "TOO_MANY_SUBSCRIPTIONS",
+      `at most ${subscriptionsPerSocket} subscriptions per socket`,
+      { reasonCode: 0x97 },
+    );
+  }
+  if (!ctx.backend.admits(filter)) {
+    throw new MqttBridgeError(
+      "TOO_MANY_SUBSCRIPTIONS",
+      `the bridge holds ${brokerSubscriptions} broker subscriptions at most`,
+      { reasonCode: 0x97 },
+    );
+  }
+}
+
 /**
  * `mqtt.subscribe`: validate, authorize, check the cap, join `bridge.room(filter)` (the room's
  * creation subscribes the broker), and answer once the broker's SUBACK is in. A refused SUBACK
@@ -27,23 +46,23 @@ export async function onSubscribe(
     const { filter, qos } = parseSubscribe(raw, ctx.opts.limits);
     const room = ctx.rooms.room(filter);
     if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
-    const joined = !socket.rooms.has(room);
+    let joined = !socket.rooms.has(room);
     if (joined) {
-      if (subscriptionCount(ctx, socket) >= ctx.opts.limits.subscriptionsPerSocket) {
-        throw new MqttBridgeError(
-          "TOO_MANY_SUBSCRIPTIONS",
-          `at most ${ctx.opts.limits.subscriptionsPerSocket} subscriptions per socket`,
-          { reasonCode: 0x97 },
-        );
-      }
+      checkCaps(ctx, socket, filter);
       const allowed = await ctx.authorizer.subscribe(socket, filter);
       if (!allowed) {
         throw forbidden(`subscribe to "${filter}"`);
       }
       if (socket.disconnected) return;
       if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
-      ctx.backend.prepare(filter, qos); // before the join, so the first SUBSCRIBE has this QoS
-      await socket.join(room);
+      // checked again with the join in this same turn: requests of one burst all passed the first
+      // check while their authorization was awaited, so only this one keeps the caps exact
+      joined = !socket.rooms.has(room);
+      if (joined) {
+        checkCaps(ctx, socket, filter);
+        ctx.backend.prepare(filter, qos); // before the join, so the first SUBSCRIBE has this QoS
+        await socket.join(room);
+      }
     }
     let granted;
     try {
