@@ -147,12 +147,12 @@ export function freePort(): Promise<number> {
 const tmpDirs = new Set<string>();
 
 /**
- * Creates a fresh directory under `os.tmpdir()` whose name starts with
- * `prefix`. It is removed by {@link cleanupTmp}, or at process exit at the
- * latest.
+ * Creates a fresh directory under `parent` (default `os.tmpdir()`) whose name
+ * starts with `prefix`. It is removed by {@link cleanupTmp}, or at process exit
+ * at the latest.
  */
-export async function tmpDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+export async function tmpDir(prefix: string, parent = os.tmpdir()): Promise<string> {
+  const dir = await mkdtemp(path.join(parent, prefix));
   tmpDirs.add(dir);
   return dir;
 }
