@@ -5,6 +5,7 @@ import { createAuthorizer } from "./authorize";
 import { createForward } from "./cluster/forward";
 import { attachWorker } from "./cluster/worker";
 import type { Core, CoreDeps } from "./core";
+import { firstConnection } from "./core";
 import { createEmbedded } from "./embedded";
 import { MqttBridgeError } from "./errors";
 import type { HandlerContext } from "./handlers";
@@ -114,6 +115,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
   } else {
     core = createEmbedded(deps, "local");
   }
+  const started = firstConnection(core.ready, opts.ackTimeoutMs);
   const ctx: HandlerContext = {
     opts,
     backend: core.backend,
@@ -169,7 +171,13 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       core.rooms.unroute(filter, room);
     },
     async publish(topic: string, payload: unknown, o: PublishOptions = {}): Promise<void> {
-      const msg = parsePublish({ ...o, topic, payload }, serverLimits, core.backend.mqtt5);
+      const raw = { ...o, topic, payload };
+      if (!started.done) {
+        // made at start-up: bad input is refused at once, then it waits for the first connection
+        parsePublish(raw, serverLimits, true);
+        await started.wait();
+      }
+      const msg = parsePublish(raw, serverLimits, core.backend.mqtt5);
       stats.publishes.server++;
       await core.backend.publish(msg, opts.limits.offlineQueue > 0);
     },

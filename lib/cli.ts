@@ -5,7 +5,8 @@
  * broker connection, and serves the web nodes that run `mqttBridge({ topology: "forward" })`.
  * Needs `@socket.io/redis-adapter` and `ioredis` installed next to the package.
  */
-import { resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { Server } from "socket.io";
@@ -28,6 +29,7 @@ Options (each also read from the environment variable in brackets):
   --lock-ttl MS      workers share a lock in Redis: one serves, others wait as standbys and
                      take over within MS after it dies                [BRIDGE_LOCK_TTL] (default 5000)
   -h, --help         show this help
+  -v, --version      print the version
 
 Stops cleanly on SIGINT and SIGTERM.`;
 
@@ -41,8 +43,14 @@ export interface WorkerArgs {
   config?: string;
 }
 
-/** Parses argv (without node and the script) and the environment; throws a one-line Error. */
-export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerArgs | "help" {
+/**
+ * Parses argv (without node and the script) and the environment; throws a one-line Error.
+ * `"usage"`: no command was given (the usage goes to stderr, exit code 2).
+ */
+export function parseWorkerArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+): WorkerArgs | "help" | "version" | "usage" {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -54,9 +62,12 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerA
       config: { type: "string" },
       "lock-ttl": { type: "string" },
       help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "v" },
     },
   });
-  if (values.help || positionals.length === 0) return "help";
+  if (values.help) return "help";
+  if (values.version) return "version";
+  if (positionals.length === 0) return "usage";
   if (positionals[0] !== "worker" || positionals.length > 1) {
     throw new Error(`unknown command "${positionals.join(" ")}" (try --help)`);
   }
@@ -87,6 +98,33 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerA
   return args;
 }
 
+/** The package's version, read from its package.json (next to dist/ or lib/) at run time. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(__dirname, "..", "package.json"), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** Imports an optional peer dependency of the worker, or throws a one-line install command. */
+async function importPeer<T>(name: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const missing =
+      (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") &&
+      (err as Error).message.includes(`'${name}'`);
+    if (!missing) throw err; // something else, or a module the peer itself needs
+    throw new Error(
+      `the worker needs ${name}, which is not installed (the worker's optional peer ` +
+        `dependencies are @socket.io/redis-adapter and ioredis): ` +
+        `npm install @socket.io/redis-adapter ioredis`,
+      { cause: err },
+    );
+  }
+}
+
 async function loadConfig(file: string): Promise<MqttBridgeOptions> {
   const mod = (await import(pathToFileURL(resolve(file)).href)) as {
     default?: MqttBridgeOptions;
@@ -100,10 +138,13 @@ async function loadConfig(file: string): Promise<MqttBridgeOptions> {
  * and exits with code 3, so two workers never serve at once.
  */
 async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> }> {
-  const config = args.config ? await loadConfig(args.config) : {};
   // optional peer dependencies, only needed by the worker command
-  const { createAdapter } = await import("@socket.io/redis-adapter");
-  const { Redis } = await import("ioredis");
+  const { createAdapter } = await importPeer(
+    "@socket.io/redis-adapter",
+    () => import("@socket.io/redis-adapter"),
+  );
+  const { Redis } = await importPeer("ioredis", () => import("ioredis"));
+  const config = args.config ? await loadConfig(args.config) : {};
   const pub = new Redis(args.redis, { maxRetriesPerRequest: 3 });
   const sub = pub.duplicate();
   for (const client of [pub, sub]) {
@@ -189,7 +230,7 @@ async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> 
 }
 
 async function main(): Promise<void> {
-  let args: WorkerArgs | "help";
+  let args: ReturnType<typeof parseWorkerArgs>;
   try {
     args = parseWorkerArgs(process.argv.slice(2), process.env);
   } catch (err) {
@@ -197,8 +238,13 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  if (args === "help") {
-    console.log(HELP);
+  if (args === "help" || args === "version") {
+    console.log(args === "help" ? HELP : packageVersion());
+    return;
+  }
+  if (args === "usage") {
+    console.error(HELP);
+    process.exitCode = 2;
     return;
   }
   const { stop } = await runWorker(args);

@@ -86,3 +86,55 @@ export function createReady(): Ready {
     closed: () => reject(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge was closed")),
   };
 }
+
+/** The first broker connection, for server publishes made before it (see {@link firstConnection}). */
+export interface FirstConnection {
+  /** True once the bridge has been connected (forward topology: a worker reported a connection). */
+  readonly done: boolean;
+  /**
+   * Resolves on the first connection; rejects with `BROKER_UNAVAILABLE` when it has not come
+   * within the timeout, or as `ready` does when the bridge is closed first.
+   */
+  wait(): Promise<void>;
+}
+
+/**
+ * Lets a server publish made at start-up, before the first broker connection, wait for it (as
+ * MQTT.js queues an early publish), bounded by `timeoutMs` (`ackTimeoutMs`). Once connected, the
+ * bridge answers at once again: a publish while offline is refused as before.
+ */
+export function firstConnection(ready: Promise<void>, timeoutMs: number): FirstConnection {
+  let done = false;
+  ready.then(
+    () => (done = true),
+    () => undefined,
+  );
+  return {
+    get done() {
+      return done;
+    },
+    wait: () =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () =>
+            reject(
+              new MqttBridgeError(
+                "BROKER_UNAVAILABLE",
+                `no broker connection within ${timeoutMs} ms (ackTimeoutMs) of start-up`,
+              ),
+            ),
+          timeoutMs,
+        );
+        ready.then(
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          (err: unknown) => {
+            clearTimeout(timer);
+            reject(err instanceof Error ? err : new MqttBridgeError("BROKER_UNAVAILABLE"));
+          },
+        );
+      }),
+  };
+}

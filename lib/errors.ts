@@ -81,3 +81,23 @@ function describe(value: unknown): string {
 export function optionError(name: string, expected: string, got: unknown): TypeError {
   return new TypeError(`Expected \`${name}\` to be ${expected}, got ${describe(got)}`);
 }
+
+/**
+ * An option key that `mqttBridge()` does not know, thrown synchronously as a `TypeError`: with the
+ * closest known key when one is close, else with the list of known keys.
+ *
+ * @example
+ * unknownOptionError("alow", "allow", ["mqtt", "allow"])
+ * // TypeError: Unknown option `alow`, did you mean `allow`?
+ */
+export function unknownOptionError(
+  name: string,
+  suggestion: string | undefined,
+  known: readonly string[],
+): TypeError {
+  return new TypeError(
+    suggestion === undefined
+      ? `Unknown option \`${name}\`; known options: ${known.map((k) => `\`${k}\``).join(", ")}`
+      : `Unknown option \`${name}\`, did you mean \`${suggestion}\`?`,
+  );
+}

@@ -1,6 +1,8 @@
 import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
 import type { Socket } from "socket.io";
 import { optionError } from "./errors";
+import type { KnownKeys } from "./option-keys";
+import { checkKnownKeys } from "./option-keys";
 import type { EventNames, PublishRequest } from "./protocol";
 import { DEFAULT_EVENTS } from "./protocol";
 
@@ -202,6 +204,38 @@ export const DEFAULT_ACK_TIMEOUT_MS = 10_000;
 
 const DECODERS = ["auto", "json", "text", "binary"] as const;
 
+/**
+ * The options `mqttBridge()` knows: an unknown key is refused (a typo would otherwise be ignored).
+ * A new top-level option is one line here (the type makes it required); keys of the nested
+ * objects come from their default tables. `mqtt` is not checked: MQTT.js options are open-ended.
+ */
+const TOP_LEVEL: Record<keyof MqttBridgeOptions, true> = {
+  mqtt: true,
+  closeClient: true,
+  allow: true,
+  decode: true,
+  echo: true,
+  retained: true,
+  events: true,
+  roomPrefix: true,
+  ackTimeoutMs: true,
+  limits: true,
+  reconnect: true,
+  topology: true,
+  cluster: true,
+};
+const ALLOW: Record<keyof AllowOptions, true> = { subscribe: true, publish: true, retain: true };
+const KNOWN_KEYS: KnownKeys = {
+  keys: Object.keys(TOP_LEVEL),
+  nested: {
+    allow: Object.keys(ALLOW),
+    events: Object.keys(DEFAULT_EVENTS),
+    limits: Object.keys(DEFAULT_LIMITS),
+    reconnect: Object.keys(DEFAULT_RECONNECT),
+    cluster: Object.keys(DEFAULT_CLUSTER),
+  },
+};
+
 /** Event names Socket.IO reserves: emitting one throws. */
 const RESERVED_EVENTS = new Set([
   "connect",
@@ -226,7 +260,6 @@ function isMqttClient(v: unknown): v is MqttClient {
   );
 }
 
-/** Reads an own property only, so `__proto__` tricks in user objects change nothing. */
 /** `obj[key]` when it is the object's own property (never one inherited, e.g. `__proto__`). */
 export function own<T extends object, K extends keyof T>(obj: T, key: K): T[K] | undefined {
   return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
@@ -275,10 +308,11 @@ function resolveMqtt(v: unknown): ResolvedOptions["mqtt"] {
  */
 export function resolveOptions(opts: MqttBridgeOptions = {}): ResolvedOptions {
   if (!isObject(opts)) throw optionError("options", "an object", opts);
+  checkKnownKeys(opts, KNOWN_KEYS);
   const allow = own(opts, "allow") ?? {};
   if (!isObject(allow)) throw optionError("allow", "an object", allow);
   const allowResolved: AllowOptions = {};
-  for (const key of ["subscribe", "publish", "retain"] as const) {
+  for (const key of Object.keys(ALLOW) as (keyof AllowOptions)[]) {
     const r = own(allow as AllowOptions, key);
     rule(`allow.${key}`, r);
     if (r !== undefined) (allowResolved as Record<string, unknown>)[key] = r;

@@ -4,7 +4,7 @@
  * temporary directories that are removed again.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -147,12 +147,13 @@ export function freePort(): Promise<number> {
 const tmpDirs = new Set<string>();
 
 /**
- * Creates a fresh directory under `os.tmpdir()` whose name starts with
- * `prefix`. It is removed by {@link cleanupTmp}, or at process exit at the
- * latest.
+ * Creates a fresh directory under `parent` (default `os.tmpdir()`) whose name
+ * starts with `prefix`. It is removed by {@link cleanupTmp}, or at process exit
+ * at the latest.
  */
-export async function tmpDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+export async function tmpDir(prefix: string, parent = os.tmpdir()): Promise<string> {
+  await mkdir(parent, { recursive: true }); // e.g. the project's .tmp/ in a fresh clone
+  const dir = await mkdtemp(path.join(parent, prefix));
   tmpDirs.add(dir);
   return dir;
 }

@@ -35,9 +35,23 @@ describe("worker command line", () => {
     });
   });
 
-  it("asks for help without a command or with -h", () => {
-    expect(parseWorkerArgs([], env)).to.equal("help");
+  it("asks for help with -h or --help", () => {
+    expect(parseWorkerArgs(["-h"], env)).to.equal("help");
+    expect(parseWorkerArgs(["--help"], env)).to.equal("help");
     expect(parseWorkerArgs(["worker", "-h"], env)).to.equal("help");
+  });
+
+  it("answers usage (an error: exit code 2) without a command", () => {
+    expect(parseWorkerArgs([], env)).to.equal("usage");
+    expect(parseWorkerArgs([], { MQTT_URL: "mqtt://env", REDIS_URL: "redis://env" })).to.equal(
+      "usage",
+    );
+  });
+
+  it("asks for the version with --version or -v, with or without a command", () => {
+    expect(parseWorkerArgs(["--version"], env)).to.equal("version");
+    expect(parseWorkerArgs(["-v"], env)).to.equal("version");
+    expect(parseWorkerArgs(["worker", "--version"], env)).to.equal("version");
   });
 
   for (const [argv, message] of [

@@ -6,6 +6,7 @@ import { expect } from "chai";
 import mqtt from "mqtt";
 import {
   DEFAULT_ACK_TIMEOUT_MS,
+  DEFAULT_CLUSTER,
   DEFAULT_LIMITS,
   DEFAULT_RECONNECT,
   resolveOptions,
@@ -370,6 +371,110 @@ describe("options", () => {
 
     it("refuses a sparse rule list", () => {
       expectOptionError({ allow: { subscribe: new Array<string>(1) } }, "allow.subscribe");
+    });
+  });
+
+  describe("unknown keys", () => {
+    /** The unknown-key message: names the key with its path, and the closest known one. */
+    function expectUnknown(opts: unknown, name: string, suggestion?: string): void {
+      let thrown: unknown;
+      try {
+        resolve(opts);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown, `resolveOptions(${String(JSON.stringify(opts))})`).to.be.instanceOf(TypeError);
+      const message = (thrown as TypeError).message;
+      expect(message).to.include(`Unknown option \`${name}\``);
+      if (suggestion === undefined) expect(message).not.to.include("did you mean");
+      else expect(message).to.include(`did you mean \`${suggestion}\`?`);
+    }
+
+    const typos: [unknown, string, string][] = [
+      // [options, unknown key with its path, suggested key]
+      [{ alow: { subscribe: ["#"] } }, "alow", "allow"],
+      [{ Allow: {} }, "Allow", "allow"],
+      [{ ackTimeout: 5 }, "ackTimeout", "ackTimeoutMs"],
+      [{ roomprefix: "x:" }, "roomprefix", "roomPrefix"],
+      [{ closeclient: true }, "closeclient", "closeClient"],
+      [{ topologie: "worker" }, "topologie", "topology"],
+      [{ reconect: {} }, "reconect", "reconnect"],
+      [{ allow: { subscibe: ["#"] } }, "allow.subscibe", "allow.subscribe"],
+      [{ allow: { publsh: ["#"] } }, "allow.publsh", "allow.publish"],
+      [{ allow: { retained: ["#"] } }, "allow.retained", "allow.retain"],
+      [{ limits: { payloadByte: 1 } }, "limits.payloadByte", "limits.payloadBytes"],
+      [{ limits: { publishrate: 1 } }, "limits.publishrate", "limits.publishRate"],
+      [{ limits: { offlineQueueSize: 1 } }, "limits.offlineQueueSize", "limits.offlineQueue"],
+      [{ reconnect: { minDelay: 1 } }, "reconnect.minDelay", "reconnect.minDelayMs"],
+      [{ reconnect: { jiter: 0.1 } }, "reconnect.jiter", "reconnect.jitter"],
+      [{ cluster: { heartbeat: 100 } }, "cluster.heartbeat", "cluster.heartbeatMs"],
+      [{ cluster: { syncInterval: 100 } }, "cluster.syncInterval", "cluster.syncIntervalMs"],
+      [{ events: { messages: "m" } }, "events.messages", "events.message"],
+      [{ events: { sub: "s" } }, "events.sub", "events.subscribe"],
+      // a nested key given at the top level
+      [{ payloadBytes: 1 }, "payloadBytes", "limits.payloadBytes"],
+      [{ heartbeatMs: 1 }, "heartbeatMs", "cluster.heartbeatMs"],
+    ];
+    for (const [opts, name, suggestion] of typos) {
+      it(`refuses \`${name}\` and suggests \`${suggestion}\``, () => {
+        expectUnknown(opts, name, suggestion);
+      });
+    }
+
+    it("names an unknown key far from every known one without a suggestion, listing the known ones", () => {
+      expectUnknown({ frobnicate: 1 }, "frobnicate");
+      expectUnknown({ limits: { zzzzzzzzzz: 1 } }, "limits.zzzzzzzzzz");
+      expect(() => resolve({ limits: { zzzzzzzzzz: 1 } })).to.throw(TypeError, /payloadBytes/);
+      expect(() => resolve({ allow: { everything: true } })).to.throw(TypeError, /subscribe/);
+    });
+
+    it("refuses an unknown key whose value is undefined too (a typo all the same)", () => {
+      expectUnknown({ alow: undefined }, "alow", "allow");
+      expectUnknown(
+        { limits: { payloadByte: undefined } },
+        "limits.payloadByte",
+        "limits.payloadBytes",
+      );
+    });
+
+    it("throws the documented message shape", () => {
+      expect(() => resolve({ alow: {} })).to.throw(
+        TypeError,
+        "Unknown option `alow`, did you mean `allow`?",
+      );
+    });
+
+    it("knows every key of the defaults (a key added to a default table is known at once)", () => {
+      const limits = Object.fromEntries(LIMIT_KEYS.map((k) => [k, DEFAULT_LIMITS[k]]));
+      expect(() => resolve({ limits })).not.to.throw();
+      expect(() => resolve({ reconnect: { ...DEFAULT_RECONNECT } })).not.to.throw();
+      expect(() => resolve({ events: { ...DEFAULT_EVENTS } })).not.to.throw();
+      expect(() => resolve({ cluster: { ...DEFAULT_CLUSTER } })).not.to.throw();
+      expect(() => resolve({ allow: { subscribe: [], publish: [], retain: [] } })).not.to.throw();
+    });
+
+    it("takes every documented top-level option", () => {
+      const opts: Required<MqttBridgeOptions> = {
+        mqtt: "mqtt://127.0.0.1:9",
+        closeClient: false,
+        allow: {},
+        decode: "auto",
+        echo: true,
+        retained: true,
+        events: {},
+        roomPrefix: "mqtt:",
+        ackTimeoutMs: 1000,
+        limits: {},
+        reconnect: {},
+        topology: "embedded",
+        cluster: {},
+      };
+      expect(() => resolve(opts)).not.to.throw();
+    });
+
+    it("leaves MQTT.js options open-ended (any key passes to MQTT.js)", () => {
+      const mqttOptions = { url: "mqtt://127.0.0.1:9", someFutureMqttJsOption: 1, keepalive: 5 };
+      expect(() => resolve({ mqtt: mqttOptions })).not.to.throw();
     });
   });
 
