@@ -26,6 +26,21 @@ interface NodeState {
 
 const SEP = "\u0000";
 
+/** How to stop the worker serving a namespace at once (see {@link fenceWorker}). */
+const fences = new WeakMap<Namespace, () => void>();
+
+/**
+ * Stops the worker that serves `nsp` at once, without waiting for anything: it answers no node
+ * any more, sends nothing more through the adapter, and its broker connection is dropped (in-flight
+ * work is abandoned). For a worker that lost its lock: another worker may take over any moment.
+ * Call `bridge.close()` afterwards to release the rest. False when no worker serves `nsp`.
+ */
+export function fenceWorker(nsp: Namespace): boolean {
+  const fence = fences.get(nsp);
+  fence?.();
+  return fence !== undefined;
+}
+
 /**
  * Turns an embedded core that emits cluster-wide into the worker of the cluster: the one broker
  * connection. It learns which bridged rooms have members anywhere from the nodes' reports (and
@@ -40,6 +55,7 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
   const listeners = new ClusterListeners();
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
+  let fenced = false;
 
   const status = (): WorkerStatus => {
     const s: WorkerStatus = {
@@ -137,9 +153,29 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
 
   const on = (nsp: Namespace, event: string, fn: Listener) => listeners.on(nsp, event, fn);
 
+  function stopTalking(): void {
+    closed = true;
+    for (const t of timers) clearInterval(t);
+    listeners.offAll();
+    core.session.off("connect", heartbeat);
+    core.session.off("offline", heartbeat);
+  }
+
+  function fence(): void {
+    if (fenced) return;
+    fenced = true;
+    stopTalking();
+    debug("fenced: dropping the broker connection");
+    const client = core.session.client;
+    client.end(true);
+    // end() does nothing while a graceful end waits for in-flight publishes: cut the stream too
+    client.stream?.destroy();
+  }
+
   function attach(nsp: Namespace): void {
     if (closed || nodes.has(nsp)) return;
     nodes.set(nsp, new Map());
+    fences.set(nsp, fence);
     core.attach(nsp);
     on(nsp, EVENTS.rooms, (report: RoomReport) => onReport(nsp, report));
     on(nsp, EVENTS.publish, (wire: WirePublish, ack: AckFn) => {
@@ -173,13 +209,12 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
     ...core,
     attach,
     async close() {
-      closed = true;
-      for (const t of timers) clearInterval(t);
-      listeners.offAll();
-      core.session.off("connect", heartbeat);
-      core.session.off("offline", heartbeat);
+      const wasFenced = fenced;
+      stopTalking();
+      for (const nsp of nodes.keys()) fences.delete(nsp);
       await core.close();
-      heartbeat(); // tell the nodes at once that the broker is gone
+      // tell the nodes at once that the broker is gone (a fenced worker says nothing any more)
+      if (!wasFenced) heartbeat();
     },
   };
 }
