@@ -40,6 +40,19 @@ export interface WebNode {
   close(): Promise<void>;
 }
 
+/** A worker in this process (its `stats()` readable), on its own Socket.IO server without HTTP. */
+export interface LocalWorker {
+  io: Server;
+  bridge: MqttBridge;
+  close(): Promise<void>;
+}
+
+/** A Socket.IO server of this process on the cluster's adapter, without a bridge. */
+export interface BareServer {
+  io: Server;
+  close(): Promise<void>;
+}
+
 /** A worker process with its output. */
 export interface WorkerProcess extends ManagedChild {
   log: LogRing;
@@ -66,6 +79,7 @@ export class WorkerWorld {
   private keys = 0;
   readonly workers: WorkerProcess[] = [];
   readonly nodes: WebNode[] = [];
+  private readonly closers: (() => Promise<void>)[] = [];
   cluster: Cluster | undefined;
   private readonly clients: ClientSocket[] = [];
   private readonly devices: MqttClient[] = [];
@@ -126,13 +140,9 @@ export class WorkerWorld {
   async startNode(
     allow: MqttBridgeOptions["allow"] = { subscribe: ["#"], publish: ["#"], retain: ["#"] },
   ): Promise<WebNode> {
-    const pub = new Redis(this.redis.url, { maxRetriesPerRequest: 1 });
-    const sub = pub.duplicate();
-    for (const c of [pub, sub]) c.on("error", () => undefined);
+    const { adapter, disconnect } = this.adapter();
     const http = createServer();
-    const io = new Server(http, {
-      adapter: createAdapter(pub, sub, { key: this.key, requestsTimeout: 2000 }),
-    });
+    const io = new Server(http, { adapter });
     const bridge = mqttBridge({ topology: "forward", allow, cluster: TIMING, ackTimeoutMs: 3000 });
     bridge.on("error", () => undefined);
     io.use(bridge);
@@ -145,12 +155,67 @@ export class WorkerWorld {
       async close() {
         await bridge.close();
         await io.close();
-        pub.disconnect();
-        sub.disconnect();
+        disconnect();
       },
     };
     this.nodes.push(node);
     return node;
+  }
+
+  /** Redis adapter clients for a server of this process (disconnected by `cleanup()`). */
+  private adapter(requestsTimeout = 2000) {
+    const pub = new Redis(this.redis.url, { maxRetriesPerRequest: 1 });
+    const sub = pub.duplicate();
+    for (const c of [pub, sub]) c.on("error", () => undefined);
+    return {
+      adapter: createAdapter(pub, sub, { key: this.key, requestsTimeout }),
+      disconnect: () => {
+        pub.disconnect();
+        sub.disconnect();
+      },
+    };
+  }
+
+  /** The worker in this process, with `opts` as its bridge options (the CLI's, without the lock). */
+  async startLocalWorker(opts: MqttBridgeOptions = {}): Promise<LocalWorker> {
+    const { adapter, disconnect } = this.adapter();
+    const io = new Server({ adapter });
+    const bridge = mqttBridge({
+      cluster: TIMING,
+      ackTimeoutMs: 3000,
+      ...opts,
+      mqtt: this.broker.url,
+      topology: "worker",
+    });
+    bridge.on("error", () => undefined);
+    bridge.attach(io);
+    await withTimeout(bridge.ready, 5000, "the local worker connected to the broker");
+    const worker: LocalWorker = {
+      io,
+      bridge,
+      async close() {
+        await bridge.close();
+        disconnect();
+      },
+    };
+    this.closers.push(() => worker.close());
+    return worker;
+  }
+
+  /** A Socket.IO server on the cluster's adapter without a bridge (a node the test scripts). */
+  bareServer(): BareServer {
+    const { adapter, disconnect } = this.adapter();
+    const io = new Server({ adapter });
+    const server: BareServer = {
+      io,
+      async close() {
+        io.of("/").removeAllListeners();
+        disconnect();
+        await Promise.resolve();
+      },
+    };
+    this.closers.push(() => server.close());
+    return server;
   }
 
   /** Web node processes in forward mode (a worker must be up: they wait for it). */
@@ -199,6 +264,7 @@ export class WorkerWorld {
     for (const c of this.clients.splice(0)) c.disconnect();
     await Promise.all(this.devices.splice(0).map((d) => d.endAsync(true)));
     await Promise.all(this.nodes.splice(0).map((n) => n.close()));
+    await Promise.all(this.closers.splice(0).map((close) => close()));
     await this.cluster?.stop();
     this.cluster = undefined;
     await Promise.all(this.workers.splice(0).map((w) => w.stop(3000)));
