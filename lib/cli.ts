@@ -129,7 +129,9 @@ async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> 
   resolveOptions(bridgeOptions); // a bad config file stops the worker now, not when it takes over
   // the adapter's PUBLISHes are not awaited: they reject while Redis is unreachable, and when a
   // term's connections are dropped; that must not crash the worker
-  process.on("unhandledRejection", (reason) => console.error(`redis: ${message(reason)}`));
+  process.on("unhandledRejection", (reason) => {
+    console.error(`error: unhandled rejection: ${message(reason)}`);
+  });
   const ttl = args.lockTtlMs;
   // the lock has a connection of its own whose commands time out: a renewal hung on Redis fails
   // in ttl/4, and the worker stops serving before another may take the lock
