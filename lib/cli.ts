@@ -9,10 +9,14 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import type { Redis as RedisClient } from "ioredis";
 import { Server } from "socket.io";
+import type { MqttBridge } from "./bridge";
 import { mqttBridge } from "./bridge";
-import { WorkerLock } from "./cluster/lock";
+import { WorkerLease, WorkerLock } from "./cluster/lock";
+import { fenceWorker } from "./cluster/worker";
 import type { MqttBridgeOptions } from "./options";
+import { resolveOptions } from "./options";
 
 const HELP = `Usage: socket.io-mqtt-bridge worker [options]
 
@@ -132,10 +136,27 @@ async function loadConfig(file: string): Promise<MqttBridgeOptions> {
   return mod.default ?? mod;
 }
 
+/** One serving term of the worker: from taking the lock to losing it or stopping. */
+interface Term {
+  /** Stops serving at once (the lock is lost): see {@link fenceWorker}. */
+  fence(): void;
+  /** Stops serving gracefully (SIGINT, SIGTERM). */
+  close(): Promise<void>;
+}
+
+const whenReady = (c: RedisClient) =>
+  new Promise<void>((resolve) => {
+    if (c.status === "ready") resolve();
+    else c.once("ready", () => resolve());
+  });
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
 /**
  * Runs the worker: waits for the worker lock (as a standby while another worker holds it), then
- * serves until `stop()`. Losing the lock (Redis unreachable longer than its expiry) stops the bridge
- * and exits with code 3, so two workers never serve at once.
+ * serves until `stop()`. At most one worker serves at any time: a worker that cannot renew the lock
+ * (refused, failed or timed out, or no renewal within 2/3 of its expiry) stops serving at once (it
+ * drops its broker connection and its adapter connections) and waits as a standby again.
  */
 async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> }> {
   // optional peer dependencies, only needed by the worker command
@@ -145,86 +166,102 @@ async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> 
   );
   const { Redis } = await importPeer("ioredis", () => import("ioredis"));
   const config = args.config ? await loadConfig(args.config) : {};
-  const pub = new Redis(args.redis, { maxRetriesPerRequest: 3 });
-  const sub = pub.duplicate();
-  for (const client of [pub, sub]) {
-    client.on("error", (err: Error) => console.error(`redis: ${err.message}`));
-  }
-  // subscribe only once both connections are ready: a SUBSCRIBE queued before ioredis's ready
-  // check can put the connection in subscriber mode first, and the adapter then never hears
-  // the nodes' requests
-  await Promise.all(
-    [pub, sub].map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.status === "ready") resolve();
-          else c.once("ready", () => resolve());
-        }),
-    ),
-  );
-  const lock = new WorkerLock(pub, `${args.key}#mqtt-bridge#worker`, args.lockTtlMs);
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let serving: { close(): Promise<void> } | undefined;
+  const bridgeOptions: MqttBridgeOptions = { ...config, mqtt: args.mqtt, topology: "worker" };
+  resolveOptions(bridgeOptions); // a bad config file stops the worker now, not when it takes over
+  // the adapter's PUBLISHes are not awaited: they reject while Redis is unreachable, and when a
+  // term's connections are dropped; that must not crash the worker
+  process.on("unhandledRejection", (reason) => {
+    console.error(`error: unhandled rejection: ${message(reason)}`);
+  });
+  const ttl = args.lockTtlMs;
+  // the lock has a connection of its own whose commands time out: a renewal hung on Redis fails
+  // in ttl/4, and the worker stops serving before another may take the lock
+  const lockClient = new Redis(args.redis, {
+    commandTimeout: Math.max(10, Math.floor(ttl / 4)),
+    maxRetriesPerRequest: 1,
+  });
+  lockClient.on("error", (err: Error) => console.error(`redis: ${err.message}`));
+  await whenReady(lockClient);
 
-  const serve = () => {
-    const io = new Server({ adapter: createAdapter(pub, sub, { key: args.key }) });
-    const bridge = mqttBridge({ ...config, mqtt: args.mqtt, topology: "worker" });
-    bridge.on("error", (err) => console.error(`mqtt: ${err.message}`));
-    bridge.on("connect", () => console.log(`connected to ${args.mqtt}`));
-    bridge.on("offline", () => console.log("broker offline, reconnecting"));
-    for (const ns of args.namespaces) bridge.attach(io.of(ns));
-    console.log(`bridge worker serving ${args.namespaces.join(", ")} through ${args.redis}`);
+  /** Serves the namespaces through adapter connections of this term's own. */
+  const serve = (): Term => {
+    const pub = new Redis(args.redis, { maxRetriesPerRequest: 3 });
+    const sub = pub.duplicate();
+    for (const client of [pub, sub]) {
+      client.on("error", (err: Error) => console.error(`redis: ${err.message}`));
+    }
+    let io: Server | undefined;
+    let bridge: MqttBridge | undefined;
+    let over = false;
+    let fenced = false;
+    const onConnect = () => console.log(`connected to ${args.mqtt}`);
+    const onOffline = () => console.log("broker offline, reconnecting");
+    // subscribe only once both connections are ready: a SUBSCRIBE queued before ioredis's ready
+    // check can put the connection in subscriber mode first, and the adapter then never hears
+    // the nodes' requests
+    void Promise.all([pub, sub].map(whenReady)).then(() => {
+      if (over) return;
+      io = new Server({ adapter: createAdapter(pub, sub, { key: args.key }) });
+      bridge = mqttBridge(bridgeOptions);
+      bridge.on("error", (err) => console.error(`mqtt: ${err.message}`));
+      bridge.on("connect", onConnect);
+      bridge.on("offline", onOffline);
+      for (const ns of args.namespaces) bridge.attach(io.of(ns));
+      console.log(`bridge worker serving ${args.namespaces.join(", ")} through ${args.redis}`);
+    });
     return {
+      fence() {
+        if (fenced) return;
+        over = fenced = true;
+        bridge?.off("connect", onConnect).off("offline", onOffline);
+        if (io) for (const ns of args.namespaces) fenceWorker(io.of(ns));
+        pub.disconnect();
+        sub.disconnect();
+        void bridge?.close();
+      },
       async close() {
-        await bridge.close();
-        // io.close() needs an attached HTTP server; the worker has none, so close the adapters
-        for (const ns of args.namespaces) await io.of(ns).adapter.close();
+        over = true;
+        if (bridge && io) {
+          await bridge.close();
+          // io.close() needs an attached HTTP server; the worker has none, so close the adapters
+          if (!fenced) for (const ns of args.namespaces) await io.of(ns).adapter.close();
+        }
+        pub.disconnect();
+        sub.disconnect();
       },
     };
   };
 
-  const every = Math.max(50, Math.floor(args.lockTtlMs / 3));
-  let lastRenewed = Date.now();
-  const tick = async () => {
-    if (stopped) return;
-    try {
-      if (!serving) {
-        if (await lock.tryAcquire()) {
-          lastRenewed = Date.now();
-          serving = serve();
-        }
-      } else if (await lock.renew()) {
-        lastRenewed = Date.now();
-      } else {
-        throw new Error("the worker lock was taken by another worker");
-      }
-    } catch (err) {
-      if (serving && Date.now() - lastRenewed >= args.lockTtlMs) {
-        console.error(`error: lost the worker lock (${(err as Error).message}); stopping`);
-        await serving.close();
-        process.exit(3);
-      }
-    }
-    if (!stopped) timer = setTimeout(() => void tick(), every);
-  };
-  if (!(await lock.tryAcquire().catch(() => false))) {
-    console.log("standby: another worker holds the lock; waiting to take over");
-  } else {
-    serving = serve();
-  }
-  timer = setTimeout(() => void tick(), every);
+  const lock = new WorkerLock(lockClient, `${args.key}#mqtt-bridge#worker`, ttl);
+  let term: Term | undefined;
+  let stopping = false;
+  let standby = false;
+  const lease = new WorkerLease(lock, {
+    acquired() {
+      standby = false;
+      if (!stopping) term = serve();
+    },
+    waiting() {
+      if (standby) return;
+      standby = true;
+      console.log("standby: another worker holds the lock; waiting to take over");
+    },
+    lost(reason) {
+      term?.fence();
+      term = undefined;
+      console.error(`error: lost the worker lock (${reason}); stopped serving`);
+    },
+  });
+  lease.start();
 
   return {
     async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      if (serving) {
-        await serving.close();
-        await lock.release().catch(() => undefined);
-      }
-      pub.disconnect();
-      sub.disconnect();
+      stopping = true;
+      // the lease keeps renewing meanwhile: losing the lock fences the closing term
+      await term?.close();
+      term = undefined;
+      await lease.stop(); // hands the lock back
+      lockClient.disconnect();
     },
   };
 }

@@ -74,6 +74,13 @@ export interface BridgeStats {
   rejected: Record<ErrorCode, number>;
   /** Acks the bridge could not send because the client gave no callback. */
   noAckCallback: number;
+  /** The worker topology's messages between nodes and worker. */
+  cluster: {
+    /** Malformed cluster messages (or parts of them) dropped unread. */
+    invalid: number;
+    /** Worker: room/filter pairs a node's snapshot added or removed that its reports had missed. */
+    repaired: number;
+  };
 }
 
 /** Creates zeroed counters. */
@@ -112,6 +119,7 @@ export function createStats(): BridgeStats {
       TIMEOUT: 0,
     },
     noAckCallback: 0,
+    cluster: { invalid: 0, repaired: 0 },
   };
 }
 

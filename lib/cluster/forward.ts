@@ -5,12 +5,15 @@ import { createReady } from "../core";
 import { MqttBridgeError } from "../errors";
 import type { QoS } from "../protocol";
 import { RoomTracker } from "../rooms";
+import type { Drop } from "./checks";
+import { checkAck, checkReply, checkStatus } from "./checks";
 import type {
   ReplayRequest,
   RoomOp,
   RoomReport,
   RoomSnapshot,
   WireAck,
+  WireRequest,
   WorkerStatus,
 } from "./messages";
 import type { AckFn, Listener } from "./messages";
@@ -38,6 +41,11 @@ export function createForward(deps: CoreDeps): Core {
   let closed = false;
 
   const ready = createReady();
+
+  const drop: Drop = (what) => {
+    deps.stats.cluster.invalid++;
+    debug("dropped a malformed cluster message: %s", what);
+  };
 
   // Room changes and joins of one synchronous run (a join that creates a room fires create-room
   // then join-room) travel in one report, sent in a microtask: the worker replays the joiner's
@@ -75,8 +83,7 @@ export function createForward(deps: CoreDeps): Core {
 
   const alive = () => status !== undefined && Date.now() - lastSeen < opts.cluster.workerTimeoutMs;
 
-  function onStatus(s: WorkerStatus | null | undefined): void {
-    if (!s || typeof s.worker !== "string") return;
+  function onStatus(s: WorkerStatus): void {
     const wasUp = alive() && status!.connected;
     if (status?.worker !== s.worker) debug("worker %s (connected: %s)", s.worker, s.connected);
     status = s;
@@ -105,25 +112,50 @@ export function createForward(deps: CoreDeps): Core {
     if (!status) ping();
   }
 
+  /** Requests waiting for the worker's reply, by id. */
+  const pending = new Map<number, (res: unknown) => void>();
+  let requests = 0;
+
   /** Sends a request to the worker; resolves with its answer, or undefined when none came. */
-  function request<T>(event: string, data: unknown): Promise<T | undefined> {
+  function request(event: string, body?: unknown): Promise<unknown> {
     const nsp = namespaces[0];
-    if (!nsp) return Promise.resolve(undefined);
+    if (!nsp || closed) return Promise.resolve(undefined);
+    const id = ++requests;
     return new Promise((resolve) => {
-      const giveUp = setTimeout(() => resolve(undefined), opts.ackTimeoutMs);
+      const giveUp = setTimeout(() => settle(undefined), opts.ackTimeoutMs);
       giveUp.unref(); // a request in flight must not keep a closing process alive
-      const done = (_err: unknown, responses: unknown[] | undefined) => {
+      const settle = (res: unknown) => {
         clearTimeout(giveUp);
-        // every other node answers; only the worker answers with something
-        resolve(responses?.find((r) => r !== null && r !== undefined) as T | undefined);
+        pending.delete(id);
+        resolve(res);
       };
-      if (data === undefined) nsp.serverSideEmit(event, done);
-      else nsp.serverSideEmit(event, data, done);
+      pending.set(id, settle);
+      nsp.serverSideEmit(event, { node, id, body } satisfies WireRequest);
     });
   }
 
+  function onReply(raw: unknown): void {
+    const reply = checkReply(raw);
+    if (!reply) return drop("reply: malformed");
+    if (reply.to === node) pending.get(reply.id)?.(reply.res);
+  }
+
   function ping(): void {
-    void request<WorkerStatus>(EVENTS.ping, undefined).then(onStatus);
+    void request(EVENTS.ping).then((res) => {
+      if (res === undefined) return;
+      const s = checkStatus(res);
+      if (s) onStatus(s);
+      else drop("ping reply: malformed");
+    });
+  }
+
+  /** The worker's answer to a publish or subscribe, checked. */
+  async function ask(event: string, body: unknown): Promise<WireAck | undefined> {
+    const res = await request(event, body);
+    if (res === undefined) return undefined;
+    const ack = checkAck(res);
+    if (!ack) drop(`${event} reply: malformed`);
+    return ack;
   }
 
   function toError(ack: WireAck | undefined): MqttBridgeError | undefined {
@@ -155,14 +187,14 @@ export function createForward(deps: CoreDeps): Core {
     },
     async confirm(filter, qos) {
       wantedQos.delete(filter);
-      const ack = await request<WireAck>(EVENTS.subscribe, { filter, qos });
+      const ack = await ask(EVENTS.subscribe, { filter, qos });
       const err = toError(ack);
       if (err) throw err;
       return (ack as { qos?: QoS }).qos ?? qos;
     },
     async publish(msg) {
       if (!backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
-      const err = toError(await request<WireAck>(EVENTS.publish, toWire(msg)));
+      const err = toError(await ask(EVENTS.publish, toWire(msg)));
       if (err) throw err;
     },
   };
@@ -181,20 +213,22 @@ export function createForward(deps: CoreDeps): Core {
       if (closed) return;
       namespaces.push(nsp);
       rooms.attach(nsp);
-      on(nsp, EVENTS.heartbeat, (s: WorkerStatus) => onStatus(s));
-      on(nsp, EVENTS.sync, (ack: AckFn) => {
+      on(nsp, EVENTS.heartbeat, (raw: unknown) => {
+        const s = checkStatus(raw);
+        if (s) onStatus(s);
+        else drop("heartbeat: malformed");
+      });
+      on(nsp, EVENTS.reply, onReply);
+      on(nsp, EVENTS.sync, (ack: unknown) => {
+        if (typeof ack !== "function") return drop("sync: no acknowledgement");
+        flush(nsp); // the snapshot covers exactly the changes up to its number
         const snapshot: RoomSnapshot = {
           node,
           seq,
           rooms: [...rooms.liveRooms(nsp)].map(([room, filters]) => [room, [...filters]]),
         };
-        ack(snapshot);
+        (ack as AckFn)(snapshot);
       });
-      // requests meant for the worker: every node answers, or the sender waits for a timeout
-      for (const event of [EVENTS.publish, EVENTS.subscribe]) {
-        on(nsp, event, (_data: unknown, ack: AckFn) => ack(null));
-      }
-      on(nsp, EVENTS.ping, (ack: AckFn) => ack(null));
       if (!timer) {
         timer = setInterval(check, opts.cluster.heartbeatMs);
         timer.unref();
@@ -204,6 +238,7 @@ export function createForward(deps: CoreDeps): Core {
     close() {
       closed = true;
       if (timer) clearInterval(timer);
+      for (const settle of [...pending.values()]) settle(undefined);
       listeners.offAll();
       // tell the worker at once rather than at its next sync
       for (const nsp of namespaces) {

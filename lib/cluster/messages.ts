@@ -9,17 +9,19 @@ import type { ValidPublish } from "../validate";
  * Adapters may serialize them as JSON (the Redis adapter does), so binary travels as base64.
  */
 export const EVENTS = {
-  /** node → worker: bridged rooms appeared or went, and sockets joined them (no ack). */
+  /** node → worker: bridged rooms appeared or went, and sockets joined them. */
   rooms: "mqtt-bridge:rooms",
   /** worker → nodes: "tell me all your bridged rooms" (ack: {@link RoomSnapshot} or null). */
   sync: "mqtt-bridge:sync",
-  /** node → worker: a publish (ack: {@link WireAck} from the worker, null from other nodes). */
+  /** node → worker: a {@link WireRequest} for a publish (reply: {@link WireAck}). */
   publish: "mqtt-bridge:publish",
-  /** node → worker: wait for a filter's SUBACK (ack: {@link WireAck}, or null). */
+  /** node → worker: a {@link WireRequest} to wait for a filter's SUBACK (reply: {@link WireAck}). */
   subscribe: "mqtt-bridge:subscribe",
-  /** node → worker: are you there (ack: {@link WorkerStatus}, or null). */
+  /** node → worker: a {@link WireRequest} "are you there" (reply: {@link WorkerStatus}). */
   ping: "mqtt-bridge:ping",
-  /** worker → nodes: the worker's state, every heartbeat (no ack). */
+  /** worker → nodes: a {@link WireReply}; only the node it is for reads it. */
+  reply: "mqtt-bridge:reply",
+  /** worker → nodes: the worker's state, every heartbeat. */
   heartbeat: "mqtt-bridge:heartbeat",
 } as const;
 
@@ -89,6 +91,26 @@ export interface ReplayRequest {
   others: string[];
 }
 
+/**
+ * A node's request to the worker. The worker answers with a {@link WireReply} to every node
+ * rather than with an adapter acknowledgement, which would wait for an answer from every node
+ * (a frozen one made every request wait for the adapter's `requestsTimeout`).
+ */
+export interface WireRequest<T = unknown> {
+  /** The asking node's id. */
+  node: string;
+  /** The request's number at that node. */
+  id: number;
+  body: T;
+}
+
+/** The worker's answer to the request `id` of node `to`. */
+export interface WireReply {
+  to: string;
+  id: number;
+  res: unknown;
+}
+
 /** A subscribe confirmation request. */
 export interface SubscribeRequestWire {
   filter: string;
@@ -123,24 +145,4 @@ export function toWire(msg: ValidPublish): WirePublish {
     if (correlationData) wire.properties.correlationData = correlationData.toString("base64");
   }
   return wire;
-}
-
-/** Decodes a publish from the wire (sent by a bridge node, which validated it). */
-export function fromWire(wire: WirePublish): ValidPublish {
-  const payload = Buffer.from(wire.payload, "base64");
-  const msg: ValidPublish = {
-    topic: wire.topic,
-    payload,
-    qos: wire.qos,
-    retain: wire.retain,
-    request: { topic: wire.topic, payload, qos: wire.qos, retain: wire.retain },
-  };
-  if (wire.properties) {
-    const { correlationData, ...rest } = wire.properties;
-    msg.properties = { ...rest };
-    if (correlationData !== undefined) {
-      msg.properties.correlationData = Buffer.from(correlationData, "base64");
-    }
-  }
-  return msg;
 }

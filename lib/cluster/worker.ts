@@ -3,43 +3,52 @@ import type { Namespace } from "socket.io";
 import type { Core, CoreDeps } from "../core";
 import type { EmbeddedCore } from "../embedded";
 import { toAck } from "../errors";
-import type {
-  RoomReport,
-  RoomSnapshot,
-  SubscribeRequestWire,
-  WireAck,
-  WirePublish,
-  WorkerStatus,
-} from "./messages";
+import type { Drop } from "./checks";
+import { checkPublish, checkReport, checkRequest, checkSnapshot, checkSubscribe } from "./checks";
+import type { WireAck, WireReply, WireRequest, WorkerStatus } from "./messages";
 import type { AckFn, Listener } from "./messages";
-import { ClusterListeners, EVENTS, fromWire, nodeId } from "./messages";
+import { ClusterListeners, EVENTS, nodeId } from "./messages";
+import { RoomViews } from "./views";
 
 const debug = createDebug("socket.io-mqtt-bridge:worker");
 
-/** What the worker knows of one node of one namespace. */
-interface NodeState {
-  /** The node's change number this state includes. */
-  seq: number;
-  /** `room \0 filter` pairs the node holds live. */
-  refs: Set<string>;
-}
+/** How to stop the worker serving a namespace at once (see {@link fenceWorker}). */
+const fences = new WeakMap<Namespace, () => void>();
 
-const SEP = "\u0000";
+/**
+ * Stops the worker that serves `nsp` at once, without waiting for anything: it answers no node
+ * any more, sends nothing more through the adapter, and its broker connection is dropped (in-flight
+ * work is abandoned). For a worker that lost its lock: another worker may take over any moment.
+ * Call `bridge.close()` afterwards to release the rest. False when no worker serves `nsp`.
+ */
+export function fenceWorker(nsp: Namespace): boolean {
+  const fence = fences.get(nsp);
+  fence?.();
+  return fence !== undefined;
+}
 
 /**
  * Turns an embedded core that emits cluster-wide into the worker of the cluster: the one broker
  * connection. It learns which bridged rooms have members anywhere from the nodes' reports (and
  * rebuilds the whole picture by asking every node when it starts, and every `syncIntervalMs`,
- * which also drops nodes that are gone), holds a broker subscription while a room has members on
- * any node, and answers the nodes' forwarded publishes, subscriptions and replay requests.
+ * which repairs lost reports and drops nodes that are gone), holds a broker subscription while a
+ * room has members on any node, and answers the nodes' forwarded publishes, subscriptions and
+ * replay requests. Every message from a node is checked first (lib/cluster/checks.ts).
  */
 export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
-  const { opts } = deps;
+  const { opts, stats } = deps;
+  const { limits } = opts;
   const worker = nodeId();
-  const nodes = new Map<Namespace, Map<string, NodeState>>();
+  const views = new Map<Namespace, RoomViews>();
   const listeners = new ClusterListeners();
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
+  let fenced = false;
+
+  const drop: Drop = (what) => {
+    stats.cluster.invalid++;
+    debug("dropped a malformed cluster message: %s", what);
+  };
 
   const status = (): WorkerStatus => {
     const s: WorkerStatus = {
@@ -54,115 +63,122 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
 
   const heartbeat = () => {
     const s = status();
-    for (const nsp of nodes.keys()) nsp.serverSideEmit(EVENTS.heartbeat, s);
+    for (const nsp of views.keys()) nsp.serverSideEmit(EVENTS.heartbeat, s);
   };
   core.session.on("connect", heartbeat);
   core.session.on("offline", heartbeat);
 
-  function add(state: NodeState, room: string, filter: string): void {
-    const key = room + SEP + filter;
-    if (state.refs.has(key)) return;
-    state.refs.add(key);
-    core.table.acquire(filter, room);
-  }
-
-  function remove(state: NodeState, key: string): void {
-    if (!state.refs.delete(key)) return;
-    const [room, filter] = key.split(SEP) as [string, string];
-    core.table.release(filter, room);
-  }
-
-  function stateOf(nsp: Namespace, node: string): NodeState {
-    const map = nodes.get(nsp)!;
-    let state = map.get(node);
-    if (!state) map.set(node, (state = { seq: 0, refs: new Set() }));
-    return state;
-  }
-
-  function onReport(nsp: Namespace, report: RoomReport): void {
+  function onReport(nsp: Namespace, raw: unknown): void {
+    const report = checkReport(raw, limits, drop);
+    if (!report) return drop("report: malformed");
     // first the joiners' state, from the cache as it is before any new filter is subscribed
-    for (const join of report.joins ?? []) {
+    for (const join of report.joins) {
       core.router.replay(join.filters, join.others, (m) =>
         nsp.to(join.socket).emit(opts.events.message, m),
       );
     }
-    const state = stateOf(nsp, report.node);
-    if (report.seq <= state.seq) return; // already in a snapshot
-    state.seq = report.seq;
-    for (const op of report.ops) {
-      if (op[0] === "+") {
-        core.table.upgrade(op[2], op[3]);
-        add(state, op[1], op[2]);
-      } else {
-        remove(state, op[1] + SEP + op[2]);
-      }
-    }
+    views.get(nsp)?.report(report.node, report.seq, report.ops);
   }
 
-  /** Replaces what the worker knows of the nodes that answered; drops nodes that are gone. */
+  /** Applies the snapshots of the nodes that answered; drops the nodes that are gone. */
   function onSnapshots(nsp: Namespace, complete: boolean, responses: unknown[]): void {
-    const map = nodes.get(nsp);
-    if (!map || closed) return;
+    const view = views.get(nsp);
+    if (!view || closed) return;
     const answered = new Set<string>();
-    for (const r of responses) {
-      const snap = r as RoomSnapshot | null;
-      if (!snap || typeof snap.node !== "string") continue;
+    for (const r of responses.slice(0, 100_000)) {
+      const snap = checkSnapshot(r, limits, drop);
+      if (!snap) continue;
       answered.add(snap.node);
-      const state = stateOf(nsp, snap.node);
-      if (snap.seq < state.seq) continue; // reports newer than this snapshot were applied
-      state.seq = snap.seq;
-      const wanted = new Set<string>();
-      for (const [room, filters] of snap.rooms) {
-        for (const filter of filters) {
-          wanted.add(room + SEP + filter);
-          add(state, room, filter);
-        }
-      }
-      for (const key of [...state.refs]) if (!wanted.has(key)) remove(state, key);
+      if (snap.rooms) view.snapshot(snap.node, snap.seq, snap.rooms);
     }
-    if (!complete) return; // a node that did not answer in time may be slow, not gone
-    for (const [node, state] of map) {
-      if (answered.has(node)) continue;
-      debug("node %s is gone: releasing %d rooms", node, state.refs.size);
-      for (const key of [...state.refs]) remove(state, key);
-      map.delete(node);
-    }
+    // a node that did not answer in time may be slow, not gone
+    if (complete) view.keepOnly(answered);
   }
 
   function sync(nsp: Namespace): void {
-    nsp.serverSideEmit(EVENTS.sync, (err: Error | null, responses: unknown[]) => {
-      onSnapshots(nsp, !err, responses ?? []);
+    nsp.serverSideEmit(EVENTS.sync, (err: Error | null, responses: unknown) => {
+      onSnapshots(nsp, !err, Array.isArray(responses) ? responses : []);
+    });
+  }
+
+  /** Answers a node's request: a message to every node, read by the one it is for. */
+  function reply(nsp: Namespace, req: WireRequest, res: unknown): void {
+    if (closed) return;
+    nsp.serverSideEmit(EVENTS.reply, { to: req.node, id: req.id, res } satisfies WireReply);
+  }
+
+  /** Listens to a request event: malformed frames are dropped, the rest answered. */
+  function serveRequests(
+    nsp: Namespace,
+    event: string,
+    /** The answer; throws (synchronously) the error to answer a malformed body with. */
+    answer: (body: unknown) => unknown,
+  ): void {
+    on(nsp, event, (raw: unknown) => {
+      const req = checkRequest(raw);
+      if (!req) return drop(`${event}: malformed request`);
+      let result: unknown;
+      try {
+        result = answer(req.body);
+      } catch (err) {
+        drop(`${event}: ${(err as Error).message}`);
+        return reply(nsp, req, toAck(err) satisfies WireAck);
+      }
+      void Promise.resolve(result).then(
+        (res) => reply(nsp, req, res),
+        (err: unknown) => reply(nsp, req, toAck(err) satisfies WireAck),
+      );
     });
   }
 
   const on = (nsp: Namespace, event: string, fn: Listener) => listeners.on(nsp, event, fn);
 
+  function stopTalking(): void {
+    closed = true;
+    for (const t of timers) clearInterval(t);
+    listeners.offAll();
+    core.session.off("connect", heartbeat);
+    core.session.off("offline", heartbeat);
+  }
+
+  function fence(): void {
+    if (fenced) return;
+    fenced = true;
+    stopTalking();
+    debug("fenced: dropping the broker connection");
+    const client = core.session.client;
+    client.end(true);
+    // end() does nothing while a graceful end waits for in-flight publishes: cut the stream too
+    client.stream?.destroy();
+  }
+
   function attach(nsp: Namespace): void {
-    if (closed || nodes.has(nsp)) return;
-    nodes.set(nsp, new Map());
+    if (closed || views.has(nsp)) return;
+    views.set(nsp, new RoomViews(core.table, (pairs) => (stats.cluster.repaired += pairs)));
+    fences.set(nsp, fence);
     core.attach(nsp);
-    on(nsp, EVENTS.rooms, (report: RoomReport) => onReport(nsp, report));
-    on(nsp, EVENTS.publish, (wire: WirePublish, ack: AckFn) => {
-      core.backend.publish(fromWire(wire), false).then(
-        () => ack({ ok: true } satisfies WireAck),
-        (err: unknown) => ack(toAck(err) satisfies WireAck),
-      );
+    on(nsp, EVENTS.rooms, (raw: unknown) => onReport(nsp, raw));
+    serveRequests(nsp, EVENTS.publish, (body) => {
+      const msg = checkPublish(body, limits, core.session.mqtt5);
+      return core.backend.publish(msg, false).then((): WireAck => ({ ok: true }));
     });
-    on(nsp, EVENTS.subscribe, (req: SubscribeRequestWire, ack: AckFn) => {
-      core.backend.confirm(req.filter, req.qos, opts.ackTimeoutMs).then(
-        (qos) => ack({ ok: true, qos } satisfies WireAck),
-        (err: unknown) => ack(toAck(err) satisfies WireAck),
-      );
+    serveRequests(nsp, EVENTS.subscribe, (body) => {
+      const { filter, qos } = checkSubscribe(body, limits);
+      return core.backend
+        .confirm(filter, qos, opts.ackTimeoutMs)
+        .then((granted): WireAck => ({ ok: true, qos: granted }));
     });
-    on(nsp, EVENTS.ping, (ack: AckFn) => ack(status()));
+    serveRequests(nsp, EVENTS.ping, () => status());
     // another worker asking (a standby): a worker has no rooms of its own
-    on(nsp, EVENTS.sync, (ack: AckFn) => ack(null));
+    on(nsp, EVENTS.sync, (ack: unknown) => {
+      if (typeof ack === "function") (ack as AckFn)(null);
+    });
     sync(nsp);
     if (timers.length === 0) {
       timers.push(setInterval(heartbeat, opts.cluster.heartbeatMs));
       timers.push(
         setInterval(() => {
-          for (const n of nodes.keys()) sync(n);
+          for (const n of views.keys()) sync(n);
         }, opts.cluster.syncIntervalMs),
       );
     }
@@ -173,13 +189,12 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
     ...core,
     attach,
     async close() {
-      closed = true;
-      for (const t of timers) clearInterval(t);
-      listeners.offAll();
-      core.session.off("connect", heartbeat);
-      core.session.off("offline", heartbeat);
+      const wasFenced = fenced;
+      stopTalking();
       await core.close();
-      heartbeat(); // tell the nodes at once that the broker is gone
+      for (const nsp of views.keys()) fences.delete(nsp);
+      // tell the nodes at once that the broker is gone (a fenced worker says nothing any more)
+      if (!wasFenced) heartbeat();
     },
   };
 }

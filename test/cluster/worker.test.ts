@@ -5,172 +5,35 @@
  * test/cluster/node.ts in forward mode (or, where a test needs its own `allow` rules, a Socket.IO
  * server of the test process); "client" = a socket.io-client; "device" = a plain MQTT.js client.
  */
-import { writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import { join, resolve } from "node:path";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { resolve } from "node:path";
 import { expect } from "chai";
-import { Redis } from "ioredis";
-import mqtt from "mqtt";
-import type { MqttClient } from "mqtt";
-import { Server } from "socket.io";
 import type { Socket as ClientSocket } from "socket.io-client";
-import { io as ioc } from "socket.io-client";
-import type { MqttBridge } from "../../lib";
-import { mqttBridge } from "../../lib";
-import type { ManagedChild } from "../support/child";
-import type { Cluster, ClusterNode } from "../support/cluster";
-import { startCluster } from "../support/cluster";
 import { LogRing, spawnManaged } from "../support/child";
+import type { WorkerProcess } from "../support/cluster-worker";
+import { WorkerWorld } from "../support/cluster-worker";
 import { collect, request } from "../support/harness";
-import type { MosquittoHandle } from "../support/mosquitto";
-import { startMosquitto } from "../support/mosquitto";
-import type { RedisHandle } from "../support/redis";
-import { startRedis } from "../support/redis";
-import { tmpDirSync, waitFor, withTimeout } from "../support/util";
-
-const ROOT = resolve(__dirname, "../..");
-const TIMING = { heartbeatMs: 200, workerTimeoutMs: 900, syncIntervalMs: 1000 };
-
-interface WebNode {
-  io: Server;
-  url: string;
-  bridge: MqttBridge;
-  close(): Promise<void>;
-}
+import { waitFor, withTimeout } from "../support/util";
 
 describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", function () {
   this.timeout(20_000);
-  let redis: RedisHandle;
-  let broker: MosquittoHandle;
-  let configFile: string;
-  let key: string;
-  let worker: ManagedChild | undefined;
-  let workerLog: LogRing;
-  const nodes: WebNode[] = [];
-  let cluster: Cluster | undefined;
-  const clients: ClientSocket[] = [];
-  const devices: MqttClient[] = [];
+  let world: WorkerWorld;
+  let worker: WorkerProcess;
 
   before(async () => {
-    [redis, broker] = await Promise.all([startRedis(), startMosquitto()]);
-    configFile = join(tmpDirSync("worker-config"), "bridge.config.js");
-    writeFileSync(
-      configFile,
-      `module.exports = ${JSON.stringify({ cluster: TIMING, ackTimeoutMs: 3000 })};\n`,
-    );
+    world = await WorkerWorld.start();
   });
-  after(async () => {
-    await Promise.all([redis.stop(), broker.stop()]);
-  });
+  after(async () => world.stop());
+  beforeEach(() => world.nextKey());
   afterEach(async function () {
-    if (this.currentTest?.state === "failed" && process.env.CLUSTER_REPORT) {
-      console.log(`--- worker log ---\n${workerLog?.toString()}`);
-      for (const node of cluster?.nodes ?? [])
-        console.log(`--- node ${node.index} ---\n${node.logs()}`);
-    }
-    for (const c of clients.splice(0)) c.disconnect();
-    await Promise.all(devices.splice(0).map((d) => d.endAsync(true)));
-    await Promise.all(nodes.splice(0).map((n) => n.close()));
-    await cluster?.stop();
-    cluster = undefined;
-    await worker?.stop(3000);
-    worker = undefined;
+    await world.cleanup(this.currentTest?.state === "failed" && !!process.env.CLUSTER_REPORT);
   });
 
-  async function startWorker(extra: string[] = [], until = "connected to"): Promise<ManagedChild> {
-    workerLog = new LogRing(200);
-    let ready!: () => void;
-    const serving = new Promise<void>((r) => (ready = r));
-    const child = spawnManaged(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "lib/cli.ts",
-        "worker",
-        "--mqtt",
-        broker.url,
-        "--redis",
-        redis.url,
-        "--key",
-        key,
-        "--config",
-        configFile,
-        ...extra,
-      ],
-      { cwd: ROOT, ring: workerLog, onOutput: (s) => s.includes(until) && ready() },
-    );
-    await withTimeout(serving, 10_000, `worker printed "${until}"`);
-    return child;
-  }
-
-  async function startNode(
-    allow = { subscribe: ["#"], publish: ["#"], retain: ["#"] },
-  ): Promise<WebNode> {
-    const pub = new Redis(redis.url, { maxRetriesPerRequest: 1 });
-    const sub = pub.duplicate();
-    for (const c of [pub, sub]) c.on("error", () => undefined);
-    const http = createServer();
-    const io = new Server(http, {
-      adapter: createAdapter(pub, sub, { key, requestsTimeout: 2000 }),
-    });
-    const bridge = mqttBridge({ topology: "forward", allow, cluster: TIMING, ackTimeoutMs: 3000 });
-    bridge.on("error", () => undefined);
-    io.use(bridge);
-    await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
-    bridge.attach(io);
-    const node: WebNode = {
-      io,
-      bridge,
-      url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
-      async close() {
-        await bridge.close();
-        await io.close();
-        pub.disconnect();
-        sub.disconnect();
-      },
-    };
-    nodes.push(node);
-    return node;
-  }
-
-  /** Two web node processes in forward mode (a worker must be up: they wait for it). */
-  async function startWebNodes(): Promise<ClusterNode[]> {
-    cluster = await startCluster({
-      nodes: 2,
-      redisUrl: redis.url,
-      mqttUrl: "",
-      adapter: "redis",
-      key,
-      topology: "forward",
-      clusterTiming: TIMING,
-    });
-    return cluster.nodes;
-  }
-
-  async function client(node: { url: string }): Promise<ClientSocket> {
-    const socket = ioc(node.url, { transports: ["websocket"], forceNew: true });
-    clients.push(socket);
-    await withTimeout(
-      new Promise<void>((r) => socket.once("connect", () => r())),
-      5000,
-      "client connected",
-    );
-    return socket;
-  }
-
-  async function device(): Promise<MqttClient> {
-    const d = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-    devices.push(d);
-    return d;
-  }
-
-  let n = 0;
-  beforeEach(() => {
-    key = `wk${process.pid}x${++n}`;
-  });
+  const startWorker = (extra: string[] = [], until?: string) =>
+    world.startWorker({ extra, ...(until ? { until } : {}) });
+  const startNode = (...args: Parameters<WorkerWorld["startNode"]>) => world.startNode(...args);
+  const startWebNodes = () => world.startWebNodes();
+  const client = (node: { url: string }): Promise<ClientSocket> => world.client(node);
+  const device = () => world.device();
 
   it("serves web nodes: subscriptions, exactly-once delivery across nodes, publishes with acks", async () => {
     worker = await startWorker();
@@ -293,40 +156,36 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
 
   it("fails over to a standby worker that holds the lock next, within seconds", async () => {
     worker = await startWorker(["--lock-ttl", "1000"]);
-    const standby = await startWorker(["--lock-ttl", "1000"], "standby");
-    try {
-      const [a] = await startWebNodes();
-      const ca = await client(a);
-      const box = collect(ca);
-      await request(ca, "mqtt.subscribe", "s/x");
-      const d = await device();
-      await d.publishAsync("s/x", "one", { qos: 1 });
-      await waitFor(() => box.messages.length === 1);
-      const killedAt = Date.now();
-      await worker.kill("SIGKILL");
-      // the web node may notice the worker is gone (offline, then connect) or, when the standby is
-      // quicker than cluster.workerTimeoutMs, just see a new worker: delivery resuming is the proof
-      let i = 0;
-      await waitFor(
-        async () => {
-          await d.publishAsync("s/x", `again-${++i}`, { qos: 1 });
-          return box.messages.length > 1;
-        },
-        { timeoutMs: 8000, intervalMs: 100 },
-      );
-      if (process.env.CLUSTER_REPORT) {
-        console.log(`      standby serving ${Date.now() - killedAt} ms after the worker's SIGKILL`);
-      }
-      expect(ca.connected).to.equal(true);
-    } finally {
-      await standby.stop(3000);
+    await startWorker(["--lock-ttl", "1000"], "standby");
+    const [a] = await startWebNodes();
+    const ca = await client(a);
+    const box = collect(ca);
+    await request(ca, "mqtt.subscribe", "s/x");
+    const d = await device();
+    await d.publishAsync("s/x", "one", { qos: 1 });
+    await waitFor(() => box.messages.length === 1);
+    const killedAt = Date.now();
+    await worker.kill("SIGKILL");
+    // the web node may notice the worker is gone (offline, then connect) or, when the standby is
+    // quicker than cluster.workerTimeoutMs, just see a new worker: delivery resuming is the proof
+    let i = 0;
+    await waitFor(
+      async () => {
+        await d.publishAsync("s/x", `again-${++i}`, { qos: 1 });
+        return box.messages.length > 1;
+      },
+      { timeoutMs: 8000, intervalMs: 100 },
+    );
+    if (process.env.CLUSTER_REPORT) {
+      console.log(`      standby serving ${Date.now() - killedAt} ms after the worker's SIGKILL`);
     }
+    expect(ca.connected).to.equal(true);
   });
 
   it("documents its flags in --help and stops cleanly on SIGTERM", async () => {
     const ring = new LogRing(50);
     const help = spawnManaged(process.execPath, ["--import", "tsx", "lib/cli.ts", "--help"], {
-      cwd: ROOT,
+      cwd: resolve(__dirname, "../.."),
       ring,
     });
     const info = await withTimeout(help.exited, 10_000, "--help exits");
@@ -337,6 +196,5 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
     worker = await startWorker();
     await worker.kill("SIGTERM", 5000);
     expect((await worker.exited).code).to.equal(0);
-    worker = undefined;
   });
 });
