@@ -77,6 +77,13 @@ interface Route {
   rooms: ReadonlySet<string>;
   /** The subscription identifier whose copy is processed (Infinity: none is live). */
   chosen: number;
+  /** The identifiers of the subscriptions serving the topic (see Router.serving). */
+  serving: number[];
+}
+
+/** True when `ids` (one subscription identifier or several) holds `id`. */
+function holds(ids: number | number[], id: number): boolean {
+  return typeof ids === "number" ? ids === id : ids.includes(id);
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
@@ -105,6 +112,28 @@ export class Router {
   /** route()'s answer: the rooms and the copy to process (fields: no object per message). */
   private rooms: ReadonlySet<string> = EMPTY;
   private chosen = Infinity;
+  /**
+   * The identifiers of the subscriptions that serve the topic: the confirmed ones, or the pending
+   * ones when none is confirmed (reused arrays: no allocation per message).
+   */
+  private serving: number[] = [];
+  private readonly activeIds: number[] = [];
+  private readonly pendingIds: number[] = [];
+  /**
+   * The message the last processed copy belonged to. Mosquitto sends the copies of one message
+   * (one per matching subscription) one after the other; a copy whose topic and payload are those
+   * of the previous one, whose identifiers it has not seen yet and that all served the topic when
+   * that message started, is another copy of it. So a message is delivered once even when the
+   * chosen subscription changes between two of its copies (released, or another confirmed).
+   */
+  private readonly group = {
+    topic: undefined as string | undefined,
+    payload: undefined as Buffer | undefined,
+    ids: [] as number[],
+    serving: [] as number[],
+    chosen: Infinity,
+    delivered: false,
+  };
 
   constructor(
     private readonly opts: ResolvedOptions,
@@ -129,6 +158,7 @@ export class Router {
       if (cached !== undefined && cached.version === version) {
         this.rooms = cached.rooms;
         this.chosen = cached.chosen;
+        this.serving = cached.serving;
         return;
       }
     }
@@ -139,12 +169,18 @@ export class Router {
     let minPending = Infinity;
     let single: ReadonlySet<string> | undefined;
     let union: Set<string> | undefined;
+    const activeIds = this.activeIds;
+    const pendingIds = this.pendingIds;
+    activeIds.length = 0;
+    pendingIds.length = 0;
     for (let i = 0; i < matched.length; i++) {
       const entry = matched[i];
       if (entry.state === "active") {
         if (entry.id < minActive) minActive = entry.id;
+        activeIds.push(entry.id);
       } else if (entry.state === "pending") {
         if (entry.id < minPending) minPending = entry.id;
+        pendingIds.push(entry.id);
       } else {
         continue; // refused, or waiting for a connection: nobody is served through it
       }
@@ -158,10 +194,46 @@ export class Router {
     matched.length = 0;
     const chosen = minActive !== Infinity ? minActive : minPending;
     this.chosen = chosen;
+    this.serving = activeIds.length > 0 ? activeIds : pendingIds;
     this.rooms = union ?? single ?? EMPTY;
     if (!union) return;
     if (this.routes.size >= ROUTE_CACHE_SIZE && !this.routes.has(topic)) this.routes.clear();
-    this.routes.set(topic, { version, rooms: union, chosen });
+    this.routes.set(topic, { version, rooms: union, chosen, serving: [...this.serving] });
+  }
+
+  /**
+   * Is this copy (subscription identifiers `ids`) the one to deliver? The first copy of a message
+   * that carries the chosen identifier (as of now, or as of the message's first copy) is; every
+   * other copy of the same message is not (see {@link group}).
+   */
+  private firstCopy(topic: string, payload: Buffer, ids: number | number[]): boolean {
+    const g = this.group;
+    if (!this.sameMessage(topic, payload, ids)) {
+      g.topic = topic;
+      g.payload = payload;
+      g.ids.length = 0;
+      g.serving.length = 0;
+      for (let i = 0; i < this.serving.length; i++) g.serving.push(this.serving[i]);
+      g.chosen = this.chosen;
+      g.delivered = false;
+    }
+    if (typeof ids === "number") g.ids.push(ids);
+    else for (let i = 0; i < ids.length; i++) g.ids.push(ids[i]);
+    if (g.delivered || !(holds(ids, this.chosen) || holds(ids, g.chosen))) return false;
+    g.delivered = true;
+    return true;
+  }
+
+  private sameMessage(topic: string, payload: Buffer, ids: number | number[]): boolean {
+    const g = this.group;
+    if (topic !== g.topic || g.payload === undefined) return false;
+    // a repeated identifier is the next message; one that did not serve then, another one
+    if (typeof ids === "number") {
+      if (g.ids.includes(ids) || !g.serving.includes(ids)) return false;
+    } else {
+      for (const id of ids) if (g.ids.includes(id) || !g.serving.includes(id)) return false;
+    }
+    return payload === g.payload || payload.equals(g.payload);
   }
 
   /** Handles one PUBLISH from the broker (the hot path). */
@@ -170,7 +242,6 @@ export class Router {
     stats.in++;
     this.route(topic);
     const rooms = this.rooms;
-    const chosen = this.chosen;
     if (debug.enabled) {
       debug(
         "%s (retain %s, ids %o) → %d rooms",
@@ -191,7 +262,7 @@ export class Router {
     // the union of the rooms. Over 3.1.1 brokers send one copy per client.
     const ids = packet.properties?.subscriptionIdentifier;
     if (ids !== undefined && this.session.subscriptionIdentifiers) {
-      if (typeof ids === "number" ? ids !== chosen : !ids.includes(chosen)) {
+      if (!this.firstCopy(topic, payload, ids)) {
         stats.duplicates++;
         return;
       }
