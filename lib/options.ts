@@ -5,6 +5,11 @@ import type { KnownKeys } from "./option-keys";
 import { checkKnownKeys } from "./option-keys";
 import type { EventNames, PublishRequest } from "./protocol";
 import { DEFAULT_EVENTS } from "./protocol";
+import type { Limits } from "./limits";
+import { DEFAULT_LIMITS } from "./limits";
+
+export type { Limits } from "./limits";
+export { DEFAULT_LIMITS } from "./limits";
 
 /**
  * Who may subscribe to what: a list of topic filters (each may hold `{placeholders}` filled from the
@@ -37,48 +42,6 @@ export interface AllowOptions {
 
 /** Custom payload decoder for messages from the broker. */
 export type Decoder = (payload: Buffer, packet: IPublishPacket) => unknown;
-
-/** Limits that protect the broker connection, the server and other sockets. */
-export interface Limits {
-  /** Largest payload a socket may publish, in bytes. @default 65536 */
-  payloadBytes: number;
-  /** Bridged rooms a socket may be in at once through `mqtt.subscribe`. @default 100 */
-  subscriptionsPerSocket: number;
-  /** Publishes per second a socket may make (token bucket refill rate). @default 100 */
-  publishRate: number;
-  /** Publishes a socket may make in a burst (token bucket size). @default 200 */
-  publishBurst: number;
-  /** Longest topic name or filter, in UTF-8 bytes. @default 1024 */
-  topicBytes: number;
-  /** Most levels in a topic name or filter. @default 32 */
-  topicLevels: number;
-  /** Most MQTT 5 user properties on one publish. @default 32 */
-  userProperties: number;
-  /** Most bytes of MQTT 5 user properties (names and values) on one publish. @default 8192 */
-  userPropertyBytes: number;
-  /** Most retained (last-known state) messages kept for joiners; beyond it the oldest go. @default 10000 */
-  retainedMessages: number;
-  /** Most bytes (topics and payloads) of retained messages kept; beyond it the oldest go. @default 16777216 */
-  retainedBytes: number;
-  /**
-   * `mqtt.subscribe` / `mqtt.unsubscribe` requests per second a socket may make (token bucket
-   * refill rate); beyond it `RATE_LIMITED`. @default 20
-   */
-  subscribeRate: number;
-  /** Subscribe / unsubscribe requests a socket may make in a burst (bucket size). @default 200 */
-  subscribeBurst: number;
-  /**
-   * Distinct broker subscriptions (topic filters) this bridge holds at most for client
-   * subscriptions; a socket subscribing a new filter beyond it gets `TOO_MANY_SUBSCRIPTIONS`.
-   * Routes of the app (`bridge.subscribe`, joins made by server code) are not refused. @default 100000
-   */
-  brokerSubscriptions: number;
-  /**
-   * Socket publishes queued while the broker is offline (sent after reconnecting, acked then).
-   * 0 refuses them at once with `BROKER_UNAVAILABLE`. @default 0
-   */
-  offlineQueue: number;
-}
 
 /** Reconnect backoff: the delay doubles from `minDelayMs` up to `maxDelayMs`, with ±`jitter`. */
 export interface ReconnectOptions {
@@ -173,24 +136,6 @@ export interface ResolvedOptions {
   topology: Topology;
   cluster: ClusterOptions;
 }
-
-/** The default limits. */
-export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
-  payloadBytes: 65_536,
-  subscriptionsPerSocket: 100,
-  publishRate: 100,
-  publishBurst: 200,
-  topicBytes: 1024,
-  topicLevels: 32,
-  userProperties: 32,
-  userPropertyBytes: 8192,
-  retainedMessages: 10_000,
-  retainedBytes: 16 * 1024 * 1024,
-  subscribeRate: 20,
-  subscribeBurst: 200,
-  brokerSubscriptions: 100_000,
-  offlineQueue: 0,
-});
 
 /** The default reconnect backoff. */
 export const DEFAULT_RECONNECT: Readonly<ReconnectOptions> = Object.freeze({
