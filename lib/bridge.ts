@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import createDebug from "debug";
 import type { Namespace, Server, Socket } from "socket.io";
 import { createAuthorizer } from "./authorize";
+import { ClientRooms } from "./client-rooms";
 import { createForward } from "./cluster/forward";
 import { attachWorker } from "./cluster/worker";
 import type { Core, CoreDeps } from "./core";
@@ -116,15 +117,17 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
     core = createEmbedded(deps, "local");
   }
   const started = firstConnection(core.ready, opts.ackTimeoutMs);
+  const clientRooms = new ClientRooms();
   const ctx: HandlerContext = {
     opts,
     backend: core.backend,
     rooms: core.rooms,
     authorizer,
     stats,
+    clientRooms,
     offlineQueued: { count: 0 },
   };
-  const guard = new RecoveryGuard(opts, authorizer, core.rooms, stats);
+  const guard = new RecoveryGuard(opts, authorizer, core.rooms, clientRooms, stats);
   const sockets = new Map<Socket, () => void>();
   const namespaces = new Map<Namespace, (socket: Socket) => void>();
   let closed = false;

@@ -215,6 +215,10 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     } catch (err) {
       if (entries.get(entry.filter) === entry) entries.delete(entry.filter);
       for (const local of entry.locals) local.active = false;
+      // no answer in time: the server may have subscribed all the same; undo it (the server
+      // applies a socket's requests on one filter in order, so a later subscribe still wins)
+      const unknown = (err as MqttBridgeClientError).code === "TIMEOUT";
+      if (unknown && !closed && socket.connected) socket.emit(events.unsubscribe, entry.filter);
       throw err;
     } finally {
       entry.pending = undefined;

@@ -21,6 +21,13 @@ export interface Limits {
   /** Most bytes (topics and payloads) of retained messages kept; beyond it the oldest go. @default 16777216 */
   retainedBytes: number;
   /**
+   * The highest QoS a socket's subscription gets from the broker (a socket asking for more is
+   * granted this, as an MQTT broker grants less than asked). QoS 2 costs a round trip per message,
+   * and MQTT.js hands a QoS 2 message over only at its PUBREL, after QoS 0/1 messages of the same
+   * topic sent later: allow it only where that reordering is acceptable. @default 1
+   */
+  subscribeQos: number;
+  /**
    * `mqtt.subscribe` / `mqtt.unsubscribe` requests per second a socket may make (token bucket
    * refill rate); beyond it `RATE_LIMITED`. @default 20
    */
@@ -52,6 +59,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   userPropertyBytes: 8192,
   retainedMessages: 10_000,
   retainedBytes: 16 * 1024 * 1024,
+  subscribeQos: 1,
   subscribeRate: 20,
   subscribeBurst: 200,
   brokerSubscriptions: 100_000,

@@ -296,9 +296,11 @@ export function resolveOptions(opts: MqttBridgeOptions = {}): ResolvedOptions {
   if (!isObject(limitsIn)) throw optionError("limits", "an object", limitsIn);
   const limits = { ...DEFAULT_LIMITS };
   for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
-    const min = key === "offlineQueue" ? 0 : 1;
+    const min = key === "offlineQueue" || key === "subscribeQos" ? 0 : 1;
     limits[key] = integer(`limits.${key}`, own(limitsIn as Partial<Limits>, key), limits[key], min);
   }
+  if (limits.subscribeQos > 2)
+    throw optionError("limits.subscribeQos", "0, 1 or 2", limits.subscribeQos);
   if (limits.topicBytes > 65_535)
     throw optionError("limits.topicBytes", "<= 65535", limits.topicBytes);
 

@@ -1,6 +1,7 @@
 import createDebug from "debug";
 import type { Namespace, Socket } from "socket.io";
 import type { Authorizer } from "./authorize";
+import type { ClientRooms } from "./client-rooms";
 import { forbidden } from "./errors";
 import { notifyUnsubscribed } from "./notify";
 import type { ResolvedOptions } from "./options";
@@ -45,6 +46,7 @@ export class RecoveryGuard {
     private readonly opts: ResolvedOptions,
     private readonly authorizer: Authorizer,
     private readonly rooms: RoomTracker,
+    private readonly clientRooms: ClientRooms,
     private readonly stats: BridgeStats,
   ) {}
 
@@ -100,14 +102,17 @@ export class RecoveryGuard {
     this.drop(socket.id);
     this.stats.recovered.sockets++;
     const pending: Promise<string | undefined>[] = [];
+    const own = this.clientRooms.of(socket); // rooms server code joined are not checked
     for (const room of [...socket.rooms]) {
       if (!room.startsWith(this.opts.roomPrefix) || !this.rooms.isBridged(socket.nsp, room)) {
         continue;
       }
+      if (own && !own.has(room)) continue;
       const filter = room.slice(this.opts.roomPrefix.length);
       const allowed = this.authorizer.subscribe(socket, filter);
       if (allowed === true) continue;
       void socket.leave(room);
+      this.clientRooms.delete(socket, room);
       if (allowed === false) {
         this.revoked(socket, filter);
       } else {
@@ -125,7 +130,10 @@ export class RecoveryGuard {
       const back = rooms.filter((r): r is string => r !== undefined);
       const filters = back.flatMap((r) => [...(this.rooms.filtersOf(r) ?? [])]);
       this.deliver(socket, held, delivered, filters);
-      for (const room of back) void socket.join(room);
+      for (const room of back) {
+        this.clientRooms.add(socket, room);
+        void socket.join(room);
+      }
       this.withhold(socket, held, delivered);
     });
   }

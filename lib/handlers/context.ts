@@ -1,6 +1,7 @@
 import createDebug from "debug";
 import type { Socket } from "socket.io";
 import type { Authorizer } from "../authorize";
+import type { ClientRooms } from "../client-rooms";
 import { toAck } from "../errors";
 import type { ResolvedOptions } from "../options";
 import type { AckFailure } from "../protocol";
@@ -17,6 +18,8 @@ export interface HandlerContext {
   rooms: RoomTracker;
   authorizer: Authorizer;
   stats: BridgeStats;
+  /** The rooms sockets joined through their own `mqtt.subscribe`. */
+  clientRooms: ClientRooms;
   /** Socket publishes queued while the broker is offline. */
   offlineQueued: { count: number };
 }

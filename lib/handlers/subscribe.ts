@@ -1,6 +1,6 @@
 import type { Socket } from "socket.io";
 import { MqttBridgeError, forbidden } from "../errors";
-import type { SubscribeAck } from "../protocol";
+import type { QoS, SubscribeAck } from "../protocol";
 import { parseSubscribe } from "../validate";
 import type { Ack, HandlerContext } from "./context";
 import { refuse, reply } from "./context";
@@ -43,7 +43,9 @@ export async function onSubscribe(
   ack: Ack<SubscribeAck>,
 ): Promise<void> {
   try {
-    const { filter, qos } = parseSubscribe(raw, ctx.opts.limits);
+    const request = parseSubscribe(raw, ctx.opts.limits);
+    const filter = request.filter;
+    const qos = Math.min(request.qos, ctx.opts.limits.subscribeQos) as QoS;
     const room = ctx.rooms.room(filter);
     if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
     let joined = !socket.rooms.has(room);
@@ -72,6 +74,7 @@ export async function onSubscribe(
       if (joined) await socket.leave(room);
       throw err;
     }
+    ctx.clientRooms.add(socket, room);
     ctx.stats.subscribes.ok++;
     reply(ctx, socket, ack, { ok: true, room, qos: granted });
   } catch (err) {

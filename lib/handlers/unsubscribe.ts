@@ -16,7 +16,9 @@ export async function onUnsubscribe(
 ): Promise<void> {
   try {
     const filter = checkFilter(raw, ctx.opts.limits);
-    await socket.leave(ctx.rooms.room(filter));
+    const room = ctx.rooms.room(filter);
+    ctx.clientRooms.delete(socket, room);
+    await socket.leave(room);
     ctx.stats.subscribes.unsubscribes++;
     reply(ctx, socket, ack, { ok: true });
   } catch (err) {

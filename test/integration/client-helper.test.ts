@@ -65,6 +65,12 @@ async function startFake(opts: { neverAck?: boolean; recovery?: boolean } = {}):
         return ack({ ok: false, error: { code: "BROKER_UNAVAILABLE", message: "down" } });
       }
       if (filter.startsWith("malformed/")) return (ack as unknown as (x: unknown) => void)("yes");
+      if (filter.startsWith("late/")) {
+        // the server subscribes, but acknowledges after the helper gave up waiting
+        void socket.join("mqtt:" + filter);
+        setTimeout(() => ack({ ok: true, room: "mqtt:" + filter, qos }), 300);
+        return;
+      }
       void socket.join("mqtt:" + filter);
       if (filter.startsWith("retained/")) {
         // replayed before the ack: the helper must not lose it
@@ -311,6 +317,20 @@ describe("browser helper (socket.io-mqtt-bridge/client)", () => {
     expect(pub.code).to.equal("TIMEOUT");
     expect(Date.now() - started).to.be.within(150, 3000);
     expect(mqtt.filters()).to.deep.equal([]);
+  });
+
+  it("undoes a subscribe whose acknowledgement came too late (no orphan room on the server)", async () => {
+    const { fake, socket } = await setup();
+    const mqtt = mqttClient(socket, { timeoutMs: 100 });
+    const undone = within(2000, "unsubscribe", (resolve) => fake.bus.once("unsubscribe", resolve));
+    expect((await expectRejection(mqtt.subscribe("late/#", () => {}))).code).to.equal("TIMEOUT");
+    expect(await undone).to.equal("late/#");
+    expect(mqtt.filters()).to.deep.equal([]);
+    await within(2000, "the room left", (resolve) => {
+      const check = () =>
+        fake.io.of("/").adapter.rooms.has("mqtt:late/#") ? setTimeout(check, 5) : resolve();
+      check();
+    });
   });
 
   it("delivers retained messages the server replays before its acknowledgement", async () => {

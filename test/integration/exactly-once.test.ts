@@ -76,7 +76,7 @@ describe("exactly once through subscription churn (Mosquitto, MQTT 5)", function
       // other sockets churn an overlapping exact filter and upgrade a shared one
       const o = others[cycles % 2];
       await sub(o, filters[2], qos);
-      await sub(o, b, ((qos + 1) % 3));
+      await sub(o, b, (qos + 1) % 3);
       await unsub(o, filters[2]);
       await unsub(o, b);
       cycles++;

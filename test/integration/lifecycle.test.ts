@@ -109,7 +109,10 @@ describe("lifecycle and wiring", () => {
     const target = () => ({ name: "mosquitto v5", url: broker.url, version: 5 as const });
 
     it("subscribes the broker with the highest QoS asked for a filter", async () => {
-      h = await createHarness(target(), { allow: { subscribe: ["#"] } });
+      h = await createHarness(target(), {
+        allow: { subscribe: ["#"] },
+        limits: { subscribeQos: 2 },
+      });
       const [a, b] = [await h.client(), await h.client()];
       const boxB = collect(b);
       expect(await request(a, "mqtt.subscribe", { filter: "qos/x", qos: 1 })).to.deep.include({

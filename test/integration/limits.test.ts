@@ -113,6 +113,22 @@ describe("limits and ordering under hostile or hasty clients (Mosquitto, MQTT 5)
     await waitFor(() => hh.stats().brokerSubscriptions === 0 && hh.stats().rooms === 0);
   });
 
+  it("grants a socket's subscription at most limits.subscribeQos (default 1)", async () => {
+    const t = uniq();
+    const hh = await setup(OPEN);
+    const c = await hh.client();
+    const ack = await request<Ack & { qos?: number }>(c, "mqtt.subscribe", {
+      filter: `${t}/q`,
+      qos: 2,
+    });
+    expect(ack).to.deep.include({ ok: true, qos: 1 });
+    const d = await hh.device();
+    const box = collect(c);
+    await d.publishAsync(`${t}/q`, "two", { qos: 2 });
+    await waitFor(() => box.messages.length === 1);
+    expect(box.messages[0].qos).to.equal(1);
+  });
+
   it("delivers every live retained publish, even when it repeats the state (a heartbeat)", async () => {
     const t = uniq();
     const hh = await setup(OPEN);

@@ -171,4 +171,26 @@ describe("connection state recovery never widens delivery (Mosquitto, MQTT 5)", 
     });
     expect(eBox.messages.map((m) => m.payload)).to.deep.equal(["m1", "m2", "m3", "m4", "m5"]);
   });
+
+  it("keeps a prefixed room that server code joined (not subject to allow rules) on recovery", async () => {
+    const t = uniq();
+    const hh = await setup({ allow: { subscribe: [`${t}/own/#`], publish: ["#"] } });
+    const d = await hh.device();
+    const e = await hh.client();
+    const keeper = await hh.client();
+    const eBox = collect(e);
+    const room = hh.bridge.room(`${t}/app`); // the app puts sockets in it itself
+    for (const c of [e, keeper]) await hh.serverSocket(c.id!)!.join(room);
+    expect((await request(e, "mqtt.subscribe", `${t}/own/x`)).ok).to.equal(true);
+    await publish(d, `${t}/app`, "a1");
+    await waitFor(() => eBox.messages.length === 1);
+    await cut(e);
+    await publish(d, `${t}/app`, "a2-missed");
+    expect(await recover(e)).to.equal(true);
+    await publish(d, `${t}/app`, "a3");
+    await waitFor(() => eBox.messages.some((m) => m.payload === "a3"));
+    expect(eBox.messages.map((m) => m.payload)).to.deep.equal(["a1", "a2-missed", "a3"]);
+    expect(hh.serverSocket(e.id!)!.rooms.has(room)).to.equal(true);
+    expect(hh.stats().recovered.revoked).to.equal(0);
+  });
 });

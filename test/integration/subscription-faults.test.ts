@@ -69,6 +69,7 @@ describe("broker subscriptions that are late or refused (aedes)", () => {
       {
         ...OPEN,
         ackTimeoutMs: 300,
+        limits: { subscribeQos: 2 },
       },
     );
     return h;

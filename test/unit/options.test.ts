@@ -70,6 +70,7 @@ describe("options", () => {
             userPropertyBytes: 8192,
             retainedMessages: 10_000,
             retainedBytes: 16_777_216,
+            subscribeQos: 1,
             subscribeRate: 20,
             subscribeBurst: 200,
             brokerSubscriptions: 100_000,
@@ -323,10 +324,12 @@ describe("options", () => {
       ["reconnect.jitter a string", { reconnect: { jitter: "0.2" } }, "reconnect.jitter"],
       ["reconnect.jitter NaN", { reconnect: { jitter: NaN } }, "reconnect.jitter"],
     ];
-    // every limit refuses zero (except offlineQueue), negatives, fractions, strings and NaN
+    // every limit refuses zero (except offlineQueue and subscribeQos), negatives, fractions,
+    // strings and NaN; a QoS is 0, 1 or 2
     for (const key of LIMIT_KEYS) {
       const bad: unknown[] = [-1, 1.5, "1", NaN, Infinity, null, true];
-      if (key !== "offlineQueue") bad.push(0);
+      if (key !== "offlineQueue" && key !== "subscribeQos") bad.push(0);
+      if (key === "subscribeQos") bad.push(3);
       for (const value of bad) {
         cases.push([
           `limits.${key} ${String(value)}`,
