@@ -6,38 +6,22 @@
  */
 import { expect } from "chai";
 import type { Socket as ClientSocket } from "socket.io-client";
-import type { Harness } from "../support/harness";
-import { collect, createHarness, request } from "../support/harness";
-import type { MosquittoHandle } from "../support/mosquitto";
-import { startMosquitto } from "../support/mosquitto";
+import { collect, request } from "../support/harness";
+import { onMosquitto5 } from "../support/mosquitto-suite";
 import { waitFor } from "../support/util";
 
 type Ack = { ok: boolean; error?: { code: string } };
 
 describe("exactly once through subscription churn (Mosquitto, MQTT 5)", function () {
   this.timeout(60_000);
-  let broker: MosquittoHandle;
-  let h: Harness | undefined;
-
-  before(async () => {
-    broker = await startMosquitto();
-  });
-  after(async () => broker.stop());
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const { setup } = onMosquitto5("eo");
 
   it("delivers each message once, in order, while overlapping filters are released, re-subscribed and upgraded", async () => {
     const t = `eo${process.pid}x${Date.now().toString(36)}`;
-    h = await createHarness(
-      { name: "mosquitto v5", url: broker.url, version: 5 },
-      {
-        allow: { subscribe: ["#"], publish: ["#"] },
-        limits: { subscribeRate: 10_000, subscribeBurst: 10_000 },
-      },
-    );
-    const hh = h;
+    const hh = await setup({
+      allow: { subscribe: ["#"], publish: ["#"] },
+      limits: { subscribeRate: 10_000, subscribeBurst: 10_000 },
+    });
     const watcher = await hh.client();
     const others = [await hh.client(), await hh.client()];
     const box = collect<number>(watcher);

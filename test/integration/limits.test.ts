@@ -4,35 +4,15 @@
  */
 import { expect } from "chai";
 import type { Socket as ClientSocket } from "socket.io-client";
-import type { MqttBridgeOptions } from "../../lib";
-import type { Harness } from "../support/harness";
-import { collect, createHarness, request } from "../support/harness";
-import type { MosquittoHandle } from "../support/mosquitto";
-import { startMosquitto } from "../support/mosquitto";
+import { collect, request } from "../support/harness";
+import { onMosquitto5 } from "../support/mosquitto-suite";
 import { sleep, waitFor } from "../support/util";
 
 type Ack = { ok: boolean; error?: { code: string; reasonCode?: number } };
 
 describe("limits and ordering under hostile or hasty clients (Mosquitto, MQTT 5)", () => {
-  let broker: MosquittoHandle;
-  let h: Harness | undefined;
-  let seq = 0;
-  const uniq = () => `lim${process.pid}x${Date.now().toString(36)}x${++seq}`;
+  const { setup, uniq } = onMosquitto5("lim");
   const OPEN = { allow: { subscribe: ["#"], publish: ["#"], retain: ["#"] } };
-
-  before(async () => {
-    broker = await startMosquitto();
-  });
-  after(async () => broker.stop());
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
-
-  async function setup(opts: MqttBridgeOptions): Promise<Harness> {
-    h = await createHarness({ name: "mosquitto v5", url: broker.url, version: 5 }, opts);
-    return h;
-  }
 
   /** Sends every request in one go (one read on the server), then collects the acks. */
   function burst(c: ClientSocket, event: string, args: unknown[]): Promise<Ack[]> {

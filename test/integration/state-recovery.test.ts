@@ -7,33 +7,16 @@ import { expect } from "chai";
 import type { MqttClient } from "mqtt";
 import type { Socket as ClientSocket } from "socket.io-client";
 import type { MqttBridgeOptions } from "../../lib";
-import type { Harness } from "../support/harness";
-import { collect, createHarness, request } from "../support/harness";
-import type { MosquittoHandle } from "../support/mosquitto";
-import { startMosquitto } from "../support/mosquitto";
+import { collect, request } from "../support/harness";
+import { onMosquitto5 } from "../support/mosquitto-suite";
 import { onceEvent, waitFor } from "../support/util";
 
 const RECOVERY = { connectionStateRecovery: { maxDisconnectionDuration: 30_000 } };
 
 describe("connection state recovery never widens delivery (Mosquitto, MQTT 5)", () => {
-  let broker: MosquittoHandle;
-  let h: Harness | undefined;
-  let seq = 0;
-  const uniq = () => `csr${process.pid}x${Date.now().toString(36)}x${++seq}`;
-
-  before(async () => {
-    broker = await startMosquitto();
-  });
-  after(async () => broker.stop());
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
-
-  async function setup(opts: MqttBridgeOptions): Promise<Harness> {
-    h = await createHarness({ name: "mosquitto v5", url: broker.url, version: 5 }, opts, RECOVERY);
-    return h;
-  }
+  const suite = onMosquitto5("csr");
+  const uniq = suite.uniq;
+  const setup = (opts: MqttBridgeOptions) => suite.setup(opts, RECOVERY);
 
   /** Cuts a client's transport; it stays offline until {@link recover} (no auto-reconnect). */
   async function cut(c: ClientSocket): Promise<void> {
