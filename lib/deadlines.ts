@@ -1,5 +1,5 @@
 /** One operation waiting for the broker. */
-interface Pending {
+export interface Pending {
   readonly deadline: number;
   readonly expire: () => void;
 }

@@ -32,7 +32,7 @@ export interface EmbeddedCore extends Core {
  */
 export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): EmbeddedCore {
   const { opts, stats, events } = deps;
-  const session = new Session(opts);
+  const session = new Session(opts, stats);
   /** The namespaces the router emits to (a Set of its own: iterated per message). */
   const namespaces = new Set<Namespace>();
 

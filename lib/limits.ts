@@ -45,6 +45,12 @@ export interface Limits {
    * 0 refuses them at once with `BROKER_UNAVAILABLE`. @default 0
    */
   offlineQueue: number;
+  /**
+   * Publishes allowed to wait in the bridge while the broker's Receive Maximum (its quota of QoS 1
+   * and 2 publishes in flight) is used up; past it they are refused with `RATE_LIMITED`. 0 refuses
+   * them at once. @default 1000
+   */
+  publishQueue: number;
 }
 
 /** The default limits. */
@@ -64,4 +70,5 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   subscribeBurst: 200,
   brokerSubscriptions: 100_000,
   offlineQueue: 0,
+  publishQueue: 1000,
 });

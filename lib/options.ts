@@ -296,7 +296,7 @@ export function resolveOptions(opts: MqttBridgeOptions = {}): ResolvedOptions {
   if (!isObject(limitsIn)) throw optionError("limits", "an object", limitsIn);
   const limits = { ...DEFAULT_LIMITS };
   for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
-    const min = key === "offlineQueue" || key === "subscribeQos" ? 0 : 1;
+    const min = key === "offlineQueue" || key === "publishQueue" || key === "subscribeQos" ? 0 : 1;
     limits[key] = integer(`limits.${key}`, own(limitsIn as Partial<Limits>, key), limits[key], min);
   }
   if (limits.subscribeQos > 2)

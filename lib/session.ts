@@ -1,24 +1,28 @@
 import { EventEmitter } from "node:events";
-import { hostname } from "node:os";
-import { randomBytes } from "node:crypto";
 import createDebug from "debug";
 import mqtt from "mqtt";
-import type {
-  IClientOptions,
-  IConnackPacket,
-  IPublishPacket,
-  ISubscriptionGrant,
-  MqttClient,
-} from "mqtt";
+import type { IConnackPacket, IPublishPacket, ISubscriptionGrant, MqttClient } from "mqtt";
+import { brokerError, estimatePacketSize, subackResult } from "./broker-answers";
+import { backoffDelay, ownClientOptions } from "./connect-options";
 import { Deadlines } from "./deadlines";
 import { MqttBridgeError } from "./errors";
-import type { ReconnectOptions, ResolvedOptions } from "./options";
+import type { ResolvedOptions } from "./options";
+import type { SessionPublishOptions } from "./outbox";
+import { Outbox } from "./outbox";
+import { HeldFilters } from "./held-filters";
 import type { QoS } from "./protocol";
+import { Redeliveries } from "./redelivery";
+import { RequestWindow } from "./requests";
+import type { BridgeStats } from "./stats";
+
+export type { SessionPublishOptions } from "./outbox";
+export { backoffDelay, uniqueClientId } from "./connect-options";
 
 const debug = createDebug("socket.io-mqtt-bridge:session");
 
 /** Events of the broker session. */
 export interface SessionEvents {
+  /** Connected: every subscription wanted must be subscribed again from this event's listeners. */
   connect: [packet: IConnackPacket];
   offline: [];
   reconnect: [];
@@ -28,29 +32,34 @@ export interface SessionEvents {
 /** Reason codes with which a broker refuses a protocol version it does not speak. */
 const UNSUPPORTED_PROTOCOL = new Set([1, 0x84]);
 
-/** Options of a publish through the session. */
-export interface SessionPublishOptions {
-  qos: QoS;
-  retain: boolean;
-  properties?: IPublishPacket["properties"];
-}
+/**
+ * QoS 1/2 publishes in flight at most, whatever the broker's Receive Maximum (none over 3.1.1):
+ * with the SUBSCRIBE window, the packet ids in use stay far below MQTT's 65,535, and what MQTT.js
+ * replays one by one after a reconnect (the publishes in flight when the connection dropped) stays
+ * small. At 1 ms per round trip it still allows 1,000,000 QoS 1 publishes a second.
+ */
+export const MAX_PUBLISHES_IN_FLIGHT = 1000;
 
-/** A unique MQTT client id: two nodes sharing one would take over each other's session in a loop. */
-export function uniqueClientId(): string {
-  return `sio-mqtt-bridge-${hostname().slice(0, 20)}-${process.pid}-${randomBytes(4).toString("hex")}`;
-}
-
-/** The delay before reconnect attempt `attempt` (0-based): capped exponential with jitter. */
-export function backoffDelay(attempt: number, r: ReconnectOptions, random = Math.random): number {
-  const base = Math.min(r.maxDelayMs, r.minDelayMs * 2 ** Math.min(attempt, 30));
-  const spread = base * r.jitter * (random() * 2 - 1);
-  return Math.max(1, Math.round(base + spread));
-}
+/** MQTT.js's record of the subscriptions it restores itself (`resubscribe: true`). */
+type Resubscribed = { _resubscribeTopics?: Record<string, unknown> };
 
 /**
  * The only part of the bridge that talks to MQTT.js: owns or borrows the client, turns its
  * callbacks into promises with our error codes and a timeout, falls back from MQTT 5 to 3.1.1 when
  * the broker refuses 5, and spaces reconnects with a capped, jittered exponential backoff.
+ *
+ * SUBSCRIBE / UNSUBSCRIBE packets go through a {@link RequestWindow} (at most 1,000 in flight) and
+ * publishes through an {@link Outbox} (the broker's Receive Maximum, the offline queue), so that
+ * MQTT.js never holds more than the broker allows, nor anything while offline.
+ *
+ * Persistent sessions (`clean: false` on a client of ours): the first connection of the process
+ * starts clean, so the subscriptions a previous process left in the session (with subscription
+ * identifiers that this process hands out again from 1) are dropped, and ends at once with a
+ * DISCONNECT; every later connection resumes the session. The one extra connection is needed over
+ * 3.1.1, where a clean session ends with its connection, and over MQTT 5 with Mosquitto 2.0, which
+ * does not save a session across its own restart while the Clean Start connection that created
+ * it is still up (measured). On a resumed session, the filters the broker may still hold that
+ * nobody subscribed again on connect are unsubscribed.
  */
 export class Session extends EventEmitter<SessionEvents> {
   /** The MQTT.js client (owned, or the user's). */
@@ -60,49 +69,88 @@ export class Session extends EventEmitter<SessionEvents> {
   private attempts = 0;
   private everConnected = false;
   private closed = false;
+  /** Connected, from our `connect` until the connection drops. */
+  private up = false;
+  private offlineSent = false;
+  /** The next connection is the process's first on a persistent session: it starts clean. */
+  private freshStart = false;
   private readonly attached: [string, () => void][] = [];
   /** Receives every PUBLISH from the broker (set by the owner of the session). */
   onMessage: (topic: string, payload: Buffer, packet: IPublishPacket) => void = () => undefined;
   /** Operations waiting for the broker: timed out together, settled at once by close(). */
   private readonly deadlines: Deadlines;
+  private readonly requests: RequestWindow;
+  private readonly outbox: Outbox;
+  private readonly held = new HeldFilters();
+  /** On a persistent session: recognises the broker's redeliveries of messages handed on. */
+  private readonly redeliveries: Redeliveries | undefined;
 
-  constructor(private readonly opts: ResolvedOptions) {
+  /**
+   * @param stats when given, redeliveries dropped on a resumed session are counted in
+   *   `messages.in` and `messages.duplicates`.
+   */
+  constructor(
+    private readonly opts: ResolvedOptions,
+    stats?: BridgeStats,
+  ) {
     super();
     this.deadlines = new Deadlines(opts.ackTimeoutMs);
+    this.requests = new RequestWindow(this.deadlines, (what) => this.expired(what));
+    this.outbox = new Outbox(
+      {
+        connected: () => this.connected,
+        window: () => this.receiveMaximum,
+        closed: () => this.closed,
+        send: (topic, payload, o, done) => this.send(topic, payload, o, done),
+      },
+      this.deadlines,
+      { offline: opts.limits.offlineQueue, window: opts.limits.publishQueue },
+      opts.ackTimeoutMs,
+    );
     if (opts.mqtt.kind === "client") {
       this.client = opts.mqtt.client;
       this.owned = false;
       this.autoVersion = false;
       this.everConnected = this.client.connected;
     } else {
-      const { url, ...rest } = opts.mqtt.options;
-      const options: IClientOptions = {
-        clientId: uniqueClientId(),
-        protocolVersion: 5,
-        ...rest,
-        // the registry restores subscriptions itself (with subscription identifiers) on every connect
-        resubscribe: false,
-        reconnectOnConnackError: true,
-        queueQoSZero: false,
-        reconnectPeriod: backoffDelay(0, opts.reconnect),
-      };
-      this.autoVersion = rest.protocolVersion === undefined;
+      const own = ownClientOptions(opts.mqtt.options, opts.reconnect);
+      this.freshStart = own.persistent;
+      this.autoVersion = own.autoVersion;
       this.owned = true;
-      this.client = url ? mqtt.connect(url, options) : mqtt.connect(options);
+      this.client = own.url ? mqtt.connect(own.url, own.options) : mqtt.connect(own.options);
+    }
+    if (this.owned ? this.freshStart : this.client.options.clean === false) {
+      this.redeliveries = new Redeliveries();
     }
     this.listen("connect", (packet: IConnackPacket) => this.onConnect(packet));
     this.listen("reconnect", () => this.onReconnect());
-    this.listen("offline", () => this.emit("offline"));
+    // MQTT.js emits `offline` once per outage, and not at all without reconnects: `close` too
+    this.listen("offline", () => this.down());
+    this.listen("close", () => {
+      this.redeliveries?.disconnected();
+      if (this.up) this.down();
+    });
     this.listen("error", (err: Error) => this.onError(err));
     // the hot path: a plain call to the router, not another event emit per message
-    this.listen("message", (topic: string, payload: Buffer, packet: IPublishPacket) =>
-      this.onMessage(topic, payload, packet),
-    );
+    const redeliveries = this.redeliveries;
+    this.listen("message", (topic: string, payload: Buffer, packet: IPublishPacket) => {
+      if (redeliveries?.redelivered(topic, payload, packet)) {
+        debug("%s: redelivered (DUP, packet id %d), handed on already", topic, packet.messageId);
+        if (stats) {
+          stats.messages.in++;
+          stats.messages.duplicates++;
+        }
+      } else {
+        this.onMessage(topic, payload, packet);
+      }
+    });
     if (this.client.connected) {
       // a borrowed client that is connected already: no `connect` event will come for it
       queueMicrotask(() => {
-        if (!this.closed && this.client.connected) {
-          this.onConnect({ cmd: "connack", sessionPresent: false });
+        if (!this.closed && !this.up && this.client.connected) {
+          const connack = (this.client as unknown as { connackPacket?: IConnackPacket })
+            .connackPacket;
+          this.onConnect(connack ?? { cmd: "connack", sessionPresent: false });
         }
       });
     }
@@ -117,7 +165,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   /** True while the broker connection is up. */
   get connected(): boolean {
-    return this.client.connected;
+    return this.up && !this.closed;
   }
 
   /** True when the connection speaks MQTT 5. */
@@ -145,18 +193,61 @@ export class Session extends EventEmitter<SessionEvents> {
     return max === 0 || max === 1 ? max : 2;
   }
 
+  /** QoS 1/2 publishes the broker accepts in flight: its Receive Maximum (MQTT 5), within bounds. */
+  get receiveMaximum(): number {
+    return Math.min(
+      this.serverProperties?.receiveMaximum ?? MAX_PUBLISHES_IN_FLIGHT,
+      MAX_PUBLISHES_IN_FLIGHT,
+    );
+  }
+
   private onConnect(packet: IConnackPacket): void {
+    if (this.closed) return;
     this.attempts = 0;
     // MQTT.js leaves Nagle on: a lone publish or ack would wait for the peer's delayed ACK
     (this.client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     this.everConnected = true;
     if (this.owned) this.client.options.reconnectPeriod = backoffDelay(0, this.opts.reconnect);
-    debug(
-      "connected (MQTT %d, session present %s)",
-      this.client.options.protocolVersion,
-      packet.sessionPresent,
-    );
-    this.emit("connect", packet);
+    if (this.freshStart) {
+      // what a previous process left in the session is gone: resume the empty session at once
+      this.freshStart = false;
+      this.client.options.clean = false;
+      debug("clean start done; reconnecting on the persistent session (clean: false)");
+      this.client.end(false, () => {
+        if (!this.closed) this.client.connect();
+      });
+      return;
+    }
+    const resumed = packet.sessionPresent === true;
+    debug("connected (MQTT %d, session present %s)", this.client.options.protocolVersion, resumed);
+    this.up = true;
+    this.offlineSent = false;
+    if (!resumed) this.redeliveries?.forget();
+    this.held.connected(resumed);
+    this.requests.opened();
+    let leftOver: string[];
+    try {
+      this.emit("connect", packet); // the owners subscribe again what they need
+    } finally {
+      leftOver = this.held.leftOver();
+    }
+    for (const filter of leftOver) {
+      debug("the resumed session still holds %s: unsubscribing", filter);
+      void this.unsubscribe(filter);
+    }
+    // after the subscriptions: publishes that waited for the connection
+    this.outbox.flush();
+  }
+
+  private down(): void {
+    if (this.up) {
+      this.up = false;
+      this.requests.closed();
+    }
+    if (!this.offlineSent) {
+      this.offlineSent = true;
+      this.emit("offline");
+    }
   }
 
   private onReconnect(): void {
@@ -189,8 +280,27 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * Subscribes `filter`; resolves with the granted QoS, rejects with a coded error. A SUBACK that
-   * grants the filter after the promise gave up (`TIMEOUT`) is reported to `late`.
+   * MQTT.js's `resubscribe` (on a borrowed client) records every subscription to restore it with
+   * its old options, and skips a later SUBSCRIBE of a filter it holds: our filters are ours to
+   * restore (with their subscription identifiers), so they are kept out of its record.
+   */
+  private forget(filter: string): void {
+    if (this.client.options.resubscribe === false) return;
+    const record = (this.client as unknown as Resubscribed)._resubscribeTopics;
+    if (record && Object.prototype.hasOwnProperty.call(record, filter)) delete record[filter];
+  }
+
+  /** The error for an operation whose deadline passed. */
+  private expired(what: string): MqttBridgeError {
+    return this.closed
+      ? new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge is closed")
+      : new MqttBridgeError("TIMEOUT", `no ${what} within ${this.opts.ackTimeoutMs} ms`);
+  }
+
+  /**
+   * Subscribes `filter`; resolves with the granted QoS, rejects with a coded error. The answer's
+   * deadline (`ackTimeoutMs`) starts when the SUBSCRIBE is sent. A SUBACK that grants the filter
+   * after the promise gave up (`TIMEOUT`) is reported to `late`.
    */
   subscribe(
     filter: string,
@@ -199,6 +309,7 @@ export class Session extends EventEmitter<SessionEvents> {
     late?: (granted: QoS) => void,
   ): Promise<QoS> {
     if (!this.connected) return Promise.reject(new MqttBridgeError("BROKER_UNAVAILABLE"));
+    this.held.wanted(filter);
     const options: Parameters<MqttClient["subscribe"]>[1] = { qos };
     if (this.mqtt5) {
       // retain-as-published keeps the retained flag on live messages: the cache stays current
@@ -207,47 +318,62 @@ export class Session extends EventEmitter<SessionEvents> {
         options.properties = { subscriptionIdentifier: id };
       }
     }
-    return this.withTimeout(`SUBACK for "${filter}"`, (done) => {
-      this.client.subscribe(filter, options, (err, granted?: ISubscriptionGrant[]) => {
-        // a refused SUBACK comes as an error carrying the packet, its reason code in `granted`;
-        // otherwise the grant's QoS is the reason code
-        const code = err
-          ? (err as { packet?: { granted?: unknown[] } }).packet?.granted?.[0]
-          : granted?.[0]?.qos;
-        if (typeof code === "number" && code >= 0x80) {
-          done(
-            new MqttBridgeError("BROKER_REJECTED", "subscription refused", { reasonCode: code }),
-          );
-        } else if (err) {
-          done(brokerError(err, "subscribe"));
-        } else if (!done(null, (code ?? qos) as QoS)) {
-          late?.((code ?? qos) as QoS);
-        }
-      });
+    return this.requests.request<QoS>(`SUBACK for "${filter}"`, (finish) => {
+      this.held.subscribing(filter);
+      this.forget(filter);
+      try {
+        this.client.subscribe(filter, options, (err, granted?: ISubscriptionGrant[]) => {
+          this.forget(filter);
+          const [error, qos] = subackResult(err, granted);
+          if (!finish(error, qos) && !error) late?.(qos as QoS);
+        });
+      } finally {
+        this.forget(filter);
+      }
     });
   }
 
-  /** Unsubscribes `filter` (best effort: errors are logged, never thrown). */
+  /**
+   * Unsubscribes `filter` (best effort: errors are logged, never thrown; given up after
+   * `ackTimeoutMs`, waiting for its turn included). While offline there is nothing to do: a new
+   * session holds nothing, and a resumed one drops what it still holds on connect.
+   */
   unsubscribe(filter: string): Promise<void> {
     if (!this.connected) return Promise.resolve();
-    return this.withTimeout<void>(`UNSUBACK for "${filter}"`, (done) => {
-      this.client.unsubscribe(filter, (err) => {
-        if (err) debug("unsubscribe %s failed: %s", filter, err.message);
-        done(null, undefined);
-      });
-    }).catch((err: unknown) => debug("unsubscribe %s: %O", filter, err));
+    return this.requests
+      .request<void>(
+        `UNSUBACK for "${filter}"`,
+        (finish) => {
+          const mark = this.held.unsubscribing(filter);
+          this.forget(filter);
+          this.client.unsubscribe(filter, (err?: Error) => {
+            if (!err) this.held.unsubscribed(filter, mark);
+            void finish(err ? brokerError(err, "unsubscribe") : null);
+          });
+        },
+        true,
+      )
+      .catch((err: Error) => debug("unsubscribe %s: %s", filter, err.message));
   }
 
   /**
    * Publishes; resolves once the broker acknowledged at the message's QoS (QoS 0: once written).
-   * `queue` lets a publish wait in MQTT.js's queue while the broker is offline.
+   * `queue` lets a publish wait in the bridge while the broker is offline (`limits.offlineQueue`).
    */
   publish(topic: string, payload: Buffer, o: SessionPublishOptions, queue = false): Promise<void> {
-    if (this.closed || (!this.connected && !queue)) {
-      return Promise.reject(new MqttBridgeError("BROKER_UNAVAILABLE"));
-    }
+    if (this.closed) return Promise.reject(new MqttBridgeError("BROKER_UNAVAILABLE"));
+    return this.outbox.publish(topic, payload, o, queue);
+  }
+
+  /** Hands one publish of the outbox to MQTT.js, checked against the broker's limits. */
+  private send(
+    topic: string,
+    payload: Buffer,
+    o: SessionPublishOptions,
+    done: (err?: Error) => void,
+  ): void {
     if (o.qos > this.maximumQoS) {
-      return Promise.reject(
+      return done(
         new MqttBridgeError(
           "BROKER_REJECTED",
           `the broker accepts QoS ${this.maximumQoS} at most`,
@@ -259,7 +385,7 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     const max = this.maximumPacketSize;
     if (max !== undefined && estimatePacketSize(topic, payload, o.properties) > max) {
-      return Promise.reject(
+      return done(
         new MqttBridgeError("PAYLOAD_TOO_LARGE", `the broker accepts packets up to ${max} bytes`, {
           reasonCode: 0x95,
         }),
@@ -267,37 +393,14 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     const opts: Parameters<MqttClient["publish"]>[2] = { qos: o.qos, retain: o.retain };
     if (o.properties && this.mqtt5) opts.properties = o.properties;
-    return this.withTimeout<void>(`acknowledgement of a publish to "${topic}"`, (done) => {
+    try {
       this.client.publish(topic, payload, opts, (err) =>
-        done(err ? brokerError(err, "publish") : null),
+        done(err ? brokerError(err, "publish") : undefined),
       );
-    });
-  }
-
-  /** `start` gets `done`, which answers false when the operation was settled already. */
-  private withTimeout<T>(
-    what: string,
-    start: (done: (err: Error | null, value?: T) => boolean) => void,
-  ): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const finish = (err: Error | null, value?: T): boolean => {
-        if (!this.deadlines.delete(entry)) return false; // settled already
-        if (err) reject(err);
-        else resolve(value as T);
-        return true;
-      };
-      const entry = this.deadlines.add(() => {
-        if (this.closed) finish(new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge is closed"));
-        else
-          finish(new MqttBridgeError("TIMEOUT", `no ${what} within ${this.opts.ackTimeoutMs} ms`));
-      });
-      try {
-        start(finish);
-      } catch (err) {
-        // MQTT.js throws synchronously on some inputs: never let that escape (MQTT-RULES.md §0.2)
-        finish(brokerError(err, what));
-      }
-    });
+    } catch (err) {
+      // MQTT.js throws synchronously on some inputs: never let that escape (MQTT-RULES.md §0.2)
+      done(brokerError(err, `a publish to "${topic}"`));
+    }
   }
 
   /**
@@ -308,6 +411,8 @@ export class Session extends EventEmitter<SessionEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.outbox.close();
+    this.requests.closed();
     for (const [event, fn] of this.attached) this.client.off(event as "end", fn);
     if (this.owned || this.opts.closeClient) {
       const client = this.client;
@@ -324,40 +429,4 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     this.deadlines.expireAll();
   }
-}
-
-/** Maps an MQTT.js error to ours, keeping the reason code and cause. */
-function brokerError(err: unknown, what: string): MqttBridgeError {
-  if (err instanceof MqttBridgeError) return err;
-  const code = (err as { code?: unknown } | null)?.code;
-  const message = err instanceof Error ? err.message : String(err);
-  if (typeof code === "number" && code >= 0x80) {
-    return new MqttBridgeError("BROKER_REJECTED", `${what}: ${message}`, {
-      reasonCode: code,
-      cause: err,
-    });
-  }
-  return new MqttBridgeError("BROKER_UNAVAILABLE", `${what}: ${message}`, { cause: err });
-}
-
-/** An upper bound of a PUBLISH packet's size, to honour the broker's Maximum Packet Size. */
-function estimatePacketSize(
-  topic: string,
-  payload: Buffer,
-  properties: IPublishPacket["properties"],
-): number {
-  let size = 5 + 2 + Buffer.byteLength(topic) + 2 + payload.length + 4;
-  if (properties) {
-    for (const [key, value] of Object.entries(properties)) {
-      if (key === "userProperties" && value) {
-        for (const [k, v] of Object.entries(value as Record<string, string | string[]>)) {
-          for (const item of Array.isArray(v) ? v : [v])
-            size += 5 + Buffer.byteLength(k) + Buffer.byteLength(item);
-        }
-      } else if (typeof value === "string") size += 3 + Buffer.byteLength(value);
-      else if (Buffer.isBuffer(value)) size += 3 + value.length;
-      else size += 5;
-    }
-  }
-  return size;
 }

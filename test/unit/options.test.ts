@@ -75,6 +75,7 @@ describe("options", () => {
             subscribeBurst: 200,
             brokerSubscriptions: 100_000,
             offlineQueue: 0,
+            publishQueue: 1000,
           },
           reconnect: { minDelayMs: 1000, maxDelayMs: 30_000, jitter: 0.2 },
           topology: "embedded",
@@ -135,6 +136,7 @@ describe("options", () => {
     it("keeps 0 as a valid offlineQueue (no `||` default)", () => {
       expect(resolveOptions({ limits: { offlineQueue: 0 } }).limits.offlineQueue).to.equal(0);
       expect(resolveOptions({ limits: { offlineQueue: 5 } }).limits.offlineQueue).to.equal(5);
+      expect(resolveOptions({ limits: { publishQueue: 0 } }).limits.publishQueue).to.equal(0);
     });
 
     it("keeps false for echo, retained and closeClient, and true for closeClient", () => {
@@ -324,11 +326,11 @@ describe("options", () => {
       ["reconnect.jitter a string", { reconnect: { jitter: "0.2" } }, "reconnect.jitter"],
       ["reconnect.jitter NaN", { reconnect: { jitter: NaN } }, "reconnect.jitter"],
     ];
-    // every limit refuses zero (except offlineQueue and subscribeQos), negatives, fractions,
+    // every limit refuses zero (except the two queues and subscribeQos), negatives, fractions,
     // strings and NaN; a QoS is 0, 1 or 2
     for (const key of LIMIT_KEYS) {
       const bad: unknown[] = [-1, 1.5, "1", NaN, Infinity, null, true];
-      if (key !== "offlineQueue" && key !== "subscribeQos") bad.push(0);
+      if (key !== "offlineQueue" && key !== "publishQueue" && key !== "subscribeQos") bad.push(0);
       if (key === "subscribeQos") bad.push(3);
       for (const value of bad) {
         cases.push([

@@ -1,0 +1,50 @@
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { UniqueMessageIdProvider } from "mqtt";
+import type { IClientOptions } from "mqtt";
+import type { MqttConnectOptions, ReconnectOptions } from "./options";
+
+/** A unique MQTT client id: two nodes sharing one would take over each other's session in a loop. */
+export function uniqueClientId(): string {
+  return `sio-mqtt-bridge-${hostname().slice(0, 20)}-${process.pid}-${randomBytes(4).toString("hex")}`;
+}
+
+/** The delay before reconnect attempt `attempt` (0-based): capped exponential with jitter. */
+export function backoffDelay(attempt: number, r: ReconnectOptions, random = Math.random): number {
+  const base = Math.min(r.maxDelayMs, r.minDelayMs * 2 ** Math.min(attempt, 30));
+  const spread = base * r.jitter * (random() * 2 - 1);
+  return Math.max(1, Math.round(base + spread));
+}
+
+/** How the session connects a client of its own. */
+export interface OwnClient {
+  url: string | undefined;
+  options: IClientOptions;
+  /** The user asked for a persistent session (`clean: false`). */
+  persistent: boolean;
+  /** No `protocolVersion` given: MQTT 5, falling back to 3.1.1. */
+  autoVersion: boolean;
+}
+
+/**
+ * The MQTT.js options of a client the session owns, from the user's. A persistent session's first
+ * connection starts clean (see Session).
+ */
+export function ownClientOptions(user: MqttConnectOptions, reconnect: ReconnectOptions): OwnClient {
+  const { url, ...rest } = user;
+  const persistent = rest.clean === false;
+  const options: IClientOptions = {
+    clientId: uniqueClientId(),
+    protocolVersion: 5,
+    // packet ids are never reused while in use (the default provider wraps around blindly)
+    messageIdProvider: new UniqueMessageIdProvider(),
+    ...rest,
+    clean: true,
+    // the registry restores subscriptions itself (with subscription identifiers) on every connect
+    resubscribe: false,
+    reconnectOnConnackError: true,
+    queueQoSZero: false,
+    reconnectPeriod: backoffDelay(0, reconnect),
+  };
+  return { url, options, persistent, autoVersion: rest.protocolVersion === undefined };
+}
