@@ -299,14 +299,14 @@ export class Session extends EventEmitter<SessionEvents> {
 
   /**
    * Subscribes `filter`; resolves with the granted QoS, rejects with a coded error. The answer's
-   * deadline (`ackTimeoutMs`) starts when the SUBSCRIBE is sent. A SUBACK that grants the filter
-   * after the promise gave up (`TIMEOUT`) is reported to `late`.
+   * deadline (`ackTimeoutMs`) starts when the SUBSCRIBE is sent (`on.sending` hears of that). A
+   * SUBACK that grants the filter after the promise gave up (`TIMEOUT`) is reported to `on.late`.
    */
   subscribe(
     filter: string,
     qos: QoS,
     id: number | undefined,
-    late?: (granted: QoS) => void,
+    on: { late?: (granted: QoS) => void; sending?: () => void } = {},
   ): Promise<QoS> {
     if (!this.connected) return Promise.reject(new MqttBridgeError("BROKER_UNAVAILABLE"));
     this.held.wanted(filter);
@@ -321,11 +321,12 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.requests.request<QoS>(`SUBACK for "${filter}"`, (finish) => {
       this.held.subscribing(filter);
       this.forget(filter);
+      on.sending?.();
       try {
         this.client.subscribe(filter, options, (err, granted?: ISubscriptionGrant[]) => {
           this.forget(filter);
           const [error, qos] = subackResult(err, granted);
-          if (!finish(error, qos) && !error) late?.(qos as QoS);
+          if (!finish(error, qos) && !error) on.late?.(qos as QoS);
         });
       } finally {
         this.forget(filter);
@@ -419,8 +420,13 @@ export class Session extends EventEmitter<SessionEvents> {
       // an 'error' while ending must not crash the process (a borrowed client keeps its owner's)
       client.on("error", (err) => debug("error after close: %s", err.message));
       await new Promise<void>((resolve) => {
-        // a graceful end waits for in-flight publishes; a dead or slow broker gets 2 s at most
-        const force = setTimeout(() => client.end(true, () => resolve()), 2000);
+        // a graceful end waits for in-flight publishes; a dead or slow broker gets 1 s at most,
+        // then the socket is destroyed (MQTT.js ignores a second end() while one is pending)
+        const force = setTimeout(() => {
+          client.stream?.destroy();
+          client.end(true, () => resolve());
+          resolve();
+        }, 1000);
         client.end(!client.connected, () => {
           clearTimeout(force);
           resolve();

@@ -62,9 +62,12 @@ export interface SubscriptionHooks {
   retryDelay(attempt: number): number;
   /** A SUBSCRIBE went unanswered or was refused (an operational error, for `error` events). */
   onFailed(err: MqttBridgeError): void;
-  /** A SUBSCRIBE of `filter` is about to be sent (the broker will replay its retained state). */
+  /** A SUBSCRIBE of `filter` is being sent now (the broker will replay its retained state). */
   willReplay(filter: string): void;
 }
+
+/** How long close() waits for the UNSUBACKs of the filters it lets go. */
+const CLOSE_UNSUBSCRIBE_MS = 1000;
 
 /** SUBACK reason codes after which the same SUBSCRIBE cannot succeed: not retried. */
 const FINAL_REFUSALS = new Set([0x8f, 0x9e, 0xa1, 0xa2]);
@@ -177,9 +180,11 @@ export class SubscriptionTable {
       this.version++;
     }
     const qos = entry.qos;
-    this.hooks.willReplay(entry.filter);
     this.session
-      .subscribe(entry.filter, qos, entry.id, (granted) => this.late(entry, granted))
+      .subscribe(entry.filter, qos, entry.id, {
+        late: (granted) => this.late(entry, granted),
+        sending: () => this.hooks.willReplay(entry.filter),
+      })
       .then(
         (granted) => {
           if (entry.generation !== generation || this.trie.get(entry.filter) !== entry) return;
@@ -331,10 +336,17 @@ export class SubscriptionTable {
     for (const [, entry] of filters) {
       this.settle(entry, new BridgeError("BROKER_UNAVAILABLE", "the bridge is closing"));
     }
-    await Promise.all(
-      filters
-        .filter(([, e]) => e.state === "active")
-        .map(([filter]) => this.session.unsubscribe(filter)),
-    );
+    // best effort, and never long: a broker that stopped answering must not hold up close()
+    // (a clean session drops its subscriptions with the connection anyway)
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(
+        filters
+          .filter(([, e]) => e.state === "active")
+          .map(([filter]) => this.session.unsubscribe(filter)),
+      ),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_UNSUBSCRIBE_MS))),
+    ]);
+    clearTimeout(timer);
   }
 }

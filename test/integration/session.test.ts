@@ -277,6 +277,27 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
     });
   });
 
+  describe("close() with a half-dead broker (item 15)", () => {
+    it("resolves within about 2 s, whatever ackTimeoutMs (the README's promise)", async function () {
+      const b = await broker();
+      const h = await setup(target(b), { ...OPEN, ackTimeoutMs: 10_000 });
+      const t = uniq();
+      const c = await h.client();
+      await h.serverSocket(c.id!)!.join("few");
+      for (let i = 0; i < 10; i++) h.bridge.subscribe(`${t}/f/${i}`, "few");
+      await waitFor(() => h.bridge.stats().brokerSubscriptions === 10);
+      process.kill(b.pid, "SIGSTOP"); // the TCP connection stays open; nothing answers
+      cleanups.push(() => {
+        process.kill(b.pid, "SIGCONT");
+      });
+      const t0 = performance.now();
+      await withTimeout(h.bridge.close(), 15_000, "close");
+      const closeMs = Math.round(performance.now() - t0);
+      report("close, 10 filters, frozen broker, ackTimeoutMs 10 s", { closeMs });
+      expect(closeMs).to.be.below(3500);
+    });
+  });
+
   describe("a borrowed MqttClient (item 6)", () => {
     for (const connected of [true, false]) {
       for (const resubscribe of [true, false]) {
