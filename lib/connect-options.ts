@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { UniqueMessageIdProvider } from "mqtt";
-import type { IClientOptions } from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
 import type { MqttConnectOptions, ReconnectOptions } from "./options";
 
 /** A unique MQTT client id: two nodes sharing one would take over each other's session in a loop. */
@@ -47,4 +47,31 @@ export function ownClientOptions(user: MqttConnectOptions, reconnect: ReconnectO
     reconnectPeriod: backoffDelay(0, reconnect),
   };
   return { url, options, persistent, autoVersion: rest.protocolVersion === undefined };
+}
+
+/** Reason codes with which a broker refuses a protocol version it does not speak. */
+const UNSUPPORTED_PROTOCOL = new Set([1, 0x84]);
+
+/** True when a CONNACK error `code` means "not MQTT 5" (fall back to 3.1.1). */
+export function refusesMqtt5(code: unknown): boolean {
+  return typeof code === "number" && UNSUPPORTED_PROTOCOL.has(code);
+}
+
+/**
+ * Ends a client: a DISCONNECT after in-flight publishes when connected, at once otherwise; a dead
+ * or slow broker gets `graceMs`, then the socket is destroyed (MQTT.js ignores a second `end()`
+ * while one is pending). Resolves when the client is ended.
+ */
+export function endClient(client: MqttClient, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      client.stream?.destroy();
+      client.end(true, () => resolve());
+      resolve();
+    }, graceMs);
+    client.end(!client.connected, () => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
 }

@@ -3,7 +3,7 @@ import createDebug from "debug";
 import mqtt from "mqtt";
 import type { IConnackPacket, IPublishPacket, ISubscriptionGrant, MqttClient } from "mqtt";
 import { brokerError, estimatePacketSize, subackResult } from "./broker-answers";
-import { backoffDelay, ownClientOptions } from "./connect-options";
+import { backoffDelay, endClient, ownClientOptions, refusesMqtt5 } from "./connect-options";
 import { Deadlines } from "./deadlines";
 import { MqttBridgeError } from "./errors";
 import type { ResolvedOptions } from "./options";
@@ -28,9 +28,6 @@ export interface SessionEvents {
   reconnect: [];
   error: [err: Error];
 }
-
-/** Reason codes with which a broker refuses a protocol version it does not speak. */
-const UNSUPPORTED_PROTOCOL = new Set([1, 0x84]);
 
 /**
  * QoS 1/2 publishes in flight at most, whatever the broker's Receive Maximum (none over 3.1.1):
@@ -261,14 +258,13 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private onError(err: Error): void {
-    const code = (err as { code?: unknown }).code;
+    const code: unknown = (err as { code?: unknown }).code;
     if (
       this.owned &&
       this.autoVersion &&
       !this.everConnected &&
       this.client.options.protocolVersion === 5 &&
-      typeof code === "number" &&
-      UNSUPPORTED_PROTOCOL.has(code)
+      refusesMqtt5(code)
     ) {
       debug("broker refused MQTT 5 (%s); falling back to 3.1.1", err.message);
       this.client.options.protocolVersion = 4;
@@ -416,22 +412,9 @@ export class Session extends EventEmitter<SessionEvents> {
     this.requests.closed();
     for (const [event, fn] of this.attached) this.client.off(event as "end", fn);
     if (this.owned || this.opts.closeClient) {
-      const client = this.client;
       // an 'error' while ending must not crash the process (a borrowed client keeps its owner's)
-      client.on("error", (err) => debug("error after close: %s", err.message));
-      await new Promise<void>((resolve) => {
-        // a graceful end waits for in-flight publishes; a dead or slow broker gets 1 s at most,
-        // then the socket is destroyed (MQTT.js ignores a second end() while one is pending)
-        const force = setTimeout(() => {
-          client.stream?.destroy();
-          client.end(true, () => resolve());
-          resolve();
-        }, 1000);
-        client.end(!client.connected, () => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      this.client.on("error", (err) => debug("error after close: %s", err.message));
+      await endClient(this.client, 1000);
     }
     this.deadlines.expireAll();
   }
