@@ -58,7 +58,12 @@ export class RecoveryGuard {
     this.wrapped.set(nsp, original);
     adapter.restoreSession = async (pid: string, offset: string) => {
       const session = (await original.call(adapter, pid, offset)) as RestoredSession | null;
-      if (session && Array.isArray(session.missedPackets)) this.hold(session);
+      if (!session) return session;
+      // a session is restored once: the in-memory adapter keeps it after restoring it, and a
+      // client that disconnects itself (no new session is stored then) and connects again would
+      // be put back into the rooms it had before its first recovery
+      (adapter as unknown as { sessions?: Map<string, unknown> }).sessions?.delete(pid);
+      if (Array.isArray(session.missedPackets)) this.hold(session);
       return session;
     };
   }

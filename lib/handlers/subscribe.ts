@@ -48,23 +48,20 @@ export async function onSubscribe(
     const qos = Math.min(request.qos, ctx.opts.limits.subscribeQos) as QoS;
     const room = ctx.rooms.room(filter);
     if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
-    let joined = !socket.rooms.has(room);
+    if (!socket.rooms.has(room)) checkCaps(ctx, socket, filter);
+    // also when the socket is in the room already (server code may have put it there): a
+    // subscribe the rules do not allow changes nothing, not even the QoS
+    const allowed = await ctx.authorizer.subscribe(socket, filter);
+    if (!allowed) throw forbidden(`subscribe to "${filter}"`);
+    if (socket.disconnected) return;
+    if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
+    const joined = !socket.rooms.has(room);
     if (joined) {
-      checkCaps(ctx, socket, filter);
-      const allowed = await ctx.authorizer.subscribe(socket, filter);
-      if (!allowed) {
-        throw forbidden(`subscribe to "${filter}"`);
-      }
-      if (socket.disconnected) return;
-      if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
       // checked again with the join in this same turn: requests of one burst all passed the first
       // check while their authorization was awaited, so only this one keeps the caps exact
-      joined = !socket.rooms.has(room);
-      if (joined) {
-        checkCaps(ctx, socket, filter);
-        ctx.backend.prepare(filter, qos); // before the join, so the first SUBSCRIBE has this QoS
-        await socket.join(room);
-      }
+      checkCaps(ctx, socket, filter);
+      ctx.backend.prepare(filter, qos); // before the join, so the first SUBSCRIBE has this QoS
+      await socket.join(room);
     }
     let granted;
     try {

@@ -93,6 +93,16 @@ describe("limits and ordering under hostile or hasty clients (Mosquitto, MQTT 5)
     await waitFor(() => hh.stats().brokerSubscriptions === 0 && hh.stats().rooms === 0);
   });
 
+  it("authorizes a subscribe also when server code already put the socket in the room", async () => {
+    const t = uniq();
+    const hh = await setup({ allow: { subscribe: [`${t}/open/#`] }, limits: { subscribeQos: 2 } });
+    const c = await hh.client();
+    await hh.serverSocket(c.id!)!.join(hh.bridge.room(`${t}/#`)); // the app's decision
+    const ack = await request<Ack>(c, "mqtt.subscribe", { filter: `${t}/#`, qos: 2 });
+    expect(ack.error?.code).to.equal("FORBIDDEN"); // and no QoS upgrade of that subscription
+    expect(hh.serverSocket(c.id!)!.rooms.has(`mqtt:${t}/#`)).to.equal(true); // the app's join stays
+  });
+
   it("grants a socket's subscription at most limits.subscribeQos (default 1)", async () => {
     const t = uniq();
     const hh = await setup(OPEN);
