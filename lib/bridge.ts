@@ -142,6 +142,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       sockets.delete(socket);
     });
     if (socket.recovered) guard.recovered(socket);
+    else clientRooms.track(socket);
   }
 
   function attachNamespace(nsp: Namespace): void {

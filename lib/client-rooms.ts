@@ -15,6 +15,16 @@ export class ClientRooms {
     return typeof data === "object" && data !== null ? data : socket;
   }
 
+  /**
+   * Starts the record of a new socket (empty: none of its rooms is its own yet). A recovered
+   * socket keeps the record of its `data`; one whose record is gone has every prefixed room
+   * counted as its own.
+   */
+  track(socket: Socket): void {
+    const key = this.key(socket);
+    if (!this.byData.has(key)) this.byData.set(key, new Set());
+  }
+
   /** The socket joined `room` through `mqtt.subscribe`. */
   add(socket: Socket, room: string): void {
     const key = this.key(socket);

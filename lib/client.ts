@@ -140,6 +140,11 @@ interface Entry {
   qos: QoS;
   locals: Set<Local>;
   pending?: Promise<void> | undefined; // the first mqtt.subscribe, until acknowledged
+  /**
+   * The connection (count of disconnects) during which a restore of this filter is on its way or
+   * waits for its retry: the one retry chain of the filter.
+   */
+  restoring?: number | undefined;
 }
 type Ack = { ok: boolean; room?: string; qos?: QoS; error?: Record<string, unknown> };
 
@@ -280,23 +285,31 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     timers.add(timer);
   };
 
-  /** Subscribes `entry` again; a failure a retry can fix is retried with backoff. */
+  /**
+   * Subscribes `entry` again; a failure a retry can fix is retried with backoff. One chain per
+   * filter: while it runs (`entry.restoring`), an `mqtt.unsubscribed` of the filter starts none.
+   */
   function restore(entry: Entry, attempt: number): void {
     const epoch = disconnects;
+    entry.restoring = epoch;
+    const current = () => !closed && epoch === disconnects && entries.get(entry.filter) === entry;
     void request(events.subscribe, entry.request).then(
-      (ack) => update(entry, ack),
+      (ack) => {
+        if (entry.restoring === epoch) entry.restoring = undefined;
+        update(entry, ack);
+      },
       (err: MqttBridgeClientError) => {
+        if (entry.restoring === epoch) entry.restoring = undefined;
         // lost with the connection: the next "connect" restores again
-        if (closed || epoch !== disconnects || entries.get(entry.filter) !== entry) return;
+        if (!current()) return;
         report(err, entry.filter);
-        if (RETRYABLE.has(err.code)) later(attempt, () => retryIfCurrent(entry, epoch, attempt));
+        if (!RETRYABLE.has(err.code)) return;
+        entry.restoring = epoch;
+        later(attempt, () => {
+          if (current()) restore(entry, attempt + 1);
+        });
       },
     );
-  }
-
-  function retryIfCurrent(entry: Entry, epoch: number, attempt: number): void {
-    if (closed || epoch !== disconnects || entries.get(entry.filter) !== entry) return;
-    restore(entry, attempt + 1);
   }
 
   const onConnect = () => {
@@ -313,12 +326,19 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
   const onUnsubscribed = (notice: { filter?: unknown; error?: Partial<AckError> }) => {
     const entry = typeof notice?.filter === "string" ? entries.get(notice.filter) : undefined;
     const code = notice?.error?.code;
-    if (!entry || entry.pending || typeof code !== "string") return;
+    // a request of the filter on its way answers for itself
+    const busy = entry?.pending !== undefined || entry?.restoring === disconnects;
+    if (!entry || busy || typeof code !== "string") return;
     const text = typeof notice.error?.message === "string" ? notice.error.message : code;
     report(error(code, text, notice.error?.reasonCode), entry.filter);
     if (RETRYABLE.has(code)) {
       const epoch = disconnects;
-      later(0, () => retryIfCurrent(entry, epoch, 0));
+      entry.restoring = epoch;
+      later(0, () => {
+        if (!closed && epoch === disconnects && entries.get(entry.filter) === entry) {
+          restore(entry, 1);
+        }
+      });
     } else {
       entries.delete(entry.filter);
       for (const local of entry.locals) local.active = false;

@@ -55,7 +55,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
       onRemoved: (filter) => router.prune(filter),
       retryDelay: (attempt) => backoffDelay(attempt - 1, opts.reconnect),
       onFailed: (err) => debug("subscribe failed: %s", err.message),
-      willReplay: (filter) => router.expectReplay(filter),
+      willReplay: (filter, id) => router.expectReplay(filter, id),
     },
     stats,
   );
@@ -71,13 +71,14 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
   // building operators per message. `flags.local` keeps the embedded topology's emits on this node.
   // Adapters with connection state recovery keep `opts` by reference for later replays: every
   // structure handed over here is never changed afterwards (room sets are replaced, not edited;
-  // `flags` is frozen; `none` is never written to; `data` and the message are new per broadcast).
+  // `flags` is frozen; `none` is never written to; `data` is new per broadcast and namespace).
   const flags = Object.freeze(scope === "local" ? { local: true } : {});
   const none: ReadonlySet<string> = new Set<string>();
   const broadcast: Broadcast = (targets, except, message) => {
-    const data = [opts.events.message, message];
     const exceptRooms = except === undefined ? none : new Set([except]);
     for (const nsp of namespaces) {
+      // an array per namespace: an adapter with recovery appends its offset to it
+      const data = [opts.events.message, message];
       nsp.adapter.broadcast(
         { type: EVENT_PACKET, data, nsp: nsp.name },
         // the adapter's types ask for Sets it may change; it only reads them

@@ -3,7 +3,6 @@ import type { IPublishPacket } from "mqtt";
 import type { PayloadDecoder } from "./codec";
 import type { ResolvedOptions } from "./options";
 import type { BridgeMessage, MessageProperties } from "./protocol";
-import type { RetainedUpdate } from "./retained";
 import { RetainedCache } from "./retained";
 import type { Session } from "./session";
 import type { BridgeStats } from "./stats";
@@ -102,7 +101,10 @@ const ROUTE_CACHE_SIZE = 10_000;
 export class Router {
   readonly retained: RetainedCache;
   private readonly routes = new Map<string, Route>();
-  /** Cached topics whose replay a SUBSCRIBE will bring, until when (see expectReplay). */
+  /**
+   * The replays SUBSCRIBEs will bring, until when: `<subscription identifier>|<topic>` of cached
+   * topics (identifier 0 when the broker has none). See expectReplay.
+   */
   private readonly replays = new Map<string, number>();
   /** The filters of the topic being routed, filled by {@link collect} (reused: no allocation). */
   private readonly matched: FilterEntry[] = [];
@@ -261,6 +263,8 @@ export class Router {
     // since a copy for a subscription still waiting for its SUBACK may never come) and emit it to
     // the union of the rooms. Over 3.1.1 brokers send one copy per client.
     const ids = packet.properties?.subscriptionIdentifier;
+    // a replay's note is taken by its copy even when that copy is dropped as a duplicate below
+    const noted = packet.retain && this.replays.size > 0 && this.takeNote(topic, ids);
     if (ids !== undefined && this.session.subscriptionIdentifiers) {
       if (!this.firstCopy(topic, payload, ids)) {
         stats.duplicates++;
@@ -285,7 +289,9 @@ export class Router {
       if (packet.retain || (!this.session.mqtt5 && this.retained.has(topic))) {
         const stored: BridgeMessage = { ...message, retain: true };
         const result = this.retained.update(stored, payload, fingerprint(properties));
-        if (packet.retain && this.isReplay(topic, result) && result === "unchanged") {
+        // 3.1.1 flags replays only; over MQTT 5 a replay is a copy a SUBSCRIBE's note expects
+        const replay = !this.session.mqtt5 || noted;
+        if (packet.retain && replay && result === "unchanged") {
           stats.retainedUnchanged++;
           return; // every member has this state already; joiners got it from the cache
         }
@@ -300,26 +306,35 @@ export class Router {
   }
 
   /**
-   * A SUBSCRIBE of `filter` is on its way: the broker will replay the retained messages of its
-   * topics. Over MQTT 5 (retain-as-published) a replay looks like a live retained publish, so the
-   * cached topics it will replay are noted: an unchanged copy of one of them, soon, is that
-   * replay (not sent to members again); any other unchanged retained copy is a live publish of the
-   * same state (a heartbeat) and is delivered.
+   * A SUBSCRIBE of `filter` with subscription identifier `id` is being sent: the broker will
+   * replay the retained messages of its topics, with that identifier. Over MQTT 5
+   * (retain-as-published) a replay looks like a live retained publish, so the cached topics it
+   * will replay are noted with the identifier: the next retained copy of such a topic carrying it
+   * is that replay (not sent to members again when unchanged). Any other unchanged retained copy
+   * is a live publish of the same state (a heartbeat) and is delivered.
    */
-  expectReplay(filter: string): void {
+  expectReplay(filter: string, id: number): void {
     if (!this.opts.retained || !this.session.mqtt5 || this.retained.size === 0) return;
     const until = Date.now() + this.opts.ackTimeoutMs + REPLAY_GRACE_MS;
-    if (this.replays.size > this.retained.size) this.replays.clear(); // stale notes only
-    this.retained.match(filter, (m) => this.replays.set(m.topic, until));
+    const key = this.session.subscriptionIdentifiers ? id : 0;
+    if (this.replays.size > 2 * this.retained.size) this.replays.clear(); // stale notes only
+    this.retained.match(filter, (m) => this.replays.set(`${key}|${m.topic}`, until));
   }
 
-  /** Is this retained copy of `topic` the broker's replay (not a live publish)? */
-  private isReplay(topic: string, result: RetainedUpdate): boolean {
-    if (!this.session.mqtt5) return true; // 3.1.1 flags replays only
-    const until = this.replays.get(topic);
-    if (until === undefined) return false;
-    this.replays.delete(topic);
-    return result === "unchanged" && until >= Date.now();
+  /** Takes the replay note a retained copy of `topic` with identifiers `ids` answers, if any. */
+  private takeNote(topic: string, ids: number | number[] | undefined): boolean {
+    let until: number | undefined;
+    const take = (id: number) => {
+      const key = `${id}|${topic}`;
+      const t = this.replays.get(key);
+      if (t === undefined) return;
+      this.replays.delete(key);
+      until = Math.max(until ?? 0, t);
+    };
+    if (ids === undefined || !this.session.subscriptionIdentifiers) take(0);
+    else if (typeof ids === "number") take(ids);
+    else for (const id of ids) take(id);
+    return until !== undefined && until >= Date.now();
   }
 
   /**

@@ -62,8 +62,11 @@ export interface SubscriptionHooks {
   retryDelay(attempt: number): number;
   /** A SUBSCRIBE went unanswered or was refused (an operational error, for `error` events). */
   onFailed(err: MqttBridgeError): void;
-  /** A SUBSCRIBE of `filter` is being sent now (the broker will replay its retained state). */
-  willReplay(filter: string): void;
+  /**
+   * A SUBSCRIBE of `filter` with subscription identifier `id` is being sent now (the broker will
+   * replay its retained state).
+   */
+  willReplay(filter: string, id: number): void;
 }
 
 /** How long close() waits for the UNSUBACKs of the filters it lets go. */
@@ -108,6 +111,9 @@ export class SubscriptionTable {
     }
     if (entry.qos >= qos) return;
     entry.qos = qos;
+    // one SUBSCRIBE of a filter at a time: a pending one is followed by the raise once answered
+    // (sent at once, a refused raise could come back before the grant it was meant to raise)
+    if (entry.state === "pending") return;
     if (entry.state !== "idle" && this.session.connected) this.send(entry);
   }
 
@@ -160,8 +166,9 @@ export class SubscriptionTable {
     this.hooks.onRemoved(filter);
     this.settle(entry, new BridgeError("BROKER_UNAVAILABLE", "the subscription was removed"));
     // removed from the trie first: copies still in flight for it are dropped by the router
-    if (entry.state === "pending" || entry.state === "active")
-      void this.session.unsubscribe(filter);
+    // a refused entry too: the broker may hold it from an earlier grant (an UNSUBSCRIBE of a
+    // filter it does not hold is harmless)
+    if (entry.state !== "idle") void this.session.unsubscribe(filter);
   }
 
   private allocateId(): number {
@@ -183,7 +190,7 @@ export class SubscriptionTable {
     this.session
       .subscribe(entry.filter, qos, entry.id, {
         late: (granted) => this.late(entry, granted),
-        sending: () => this.hooks.willReplay(entry.filter),
+        sending: () => this.hooks.willReplay(entry.filter, entry.id),
       })
       .then(
         (granted) => {
@@ -196,6 +203,7 @@ export class SubscriptionTable {
           entry.confirmedQos = qos;
           delete entry.error;
           this.settle(entry);
+          if (entry.qos > qos && this.session.connected) this.send(entry); // a raise asked meanwhile
         },
         (err: MqttBridgeError) => {
           if (entry.generation !== generation || this.trie.get(entry.filter) !== entry) return;

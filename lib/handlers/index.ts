@@ -14,8 +14,10 @@ export type { HandlerContext } from "./context";
 interface SocketState {
   publishes: TokenBucket;
   subscribes: TokenBucket;
-  /** The last subscribe/unsubscribe of each filter still running (bounded by the bucket). */
+  /** The last subscribe/unsubscribe of each filter still running, by filter. */
   chains: Map<string, Promise<void>>;
+  /** How many filters may have requests in progress at once (`limits.subscribeBurst`). */
+  maxChains: number;
 }
 
 /** The filter a subscribe or unsubscribe request names, before any validation. */
@@ -46,6 +48,14 @@ function serial<T>(
     return;
   }
   const key = filterOf(args[0]);
+  if (key !== undefined && !state.chains.has(key) && state.chains.size >= state.maxChains) {
+    // requests whose authorization hook never answers must not pile up
+    const err = new MqttBridgeError("RATE_LIMITED", "too many subscribe requests in progress", {
+      reasonCode: 0x96,
+    });
+    refuse(ctx, socket, ack as Ack<AckFailure>, err);
+    return;
+  }
   if (key === undefined) {
     void run(args[0], ack);
     return;
@@ -68,6 +78,7 @@ export function attachHandlers(ctx: HandlerContext, socket: Socket): () => void 
     publishes: new TokenBucket(limits.publishRate, limits.publishBurst),
     subscribes: new TokenBucket(limits.subscribeRate, limits.subscribeBurst),
     chains: new Map(),
+    maxChains: limits.subscribeBurst,
   };
   const handlers: [string, (...args: unknown[]) => void][] = [
     [

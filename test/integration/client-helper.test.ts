@@ -33,6 +33,8 @@ interface Fake {
   forbidAll: boolean;
   /** The next this many subscribes are refused with BROKER_UNAVAILABLE. */
   unavailable: number;
+  /** The next this many subscribes are refused with BROKER_REJECTED and mqtt.unsubscribed. */
+  quotaRefusals: number;
 }
 
 async function startFake(opts: { neverAck?: boolean; recovery?: boolean } = {}): Promise<Fake> {
@@ -47,6 +49,7 @@ async function startFake(opts: { neverAck?: boolean; recovery?: boolean } = {}):
     unsubscribes: [],
     forbidAll: false,
     unavailable: 0,
+    quotaRefusals: 0,
   };
   const forbidden = (code: "FORBIDDEN") => ({
     ok: false as const,
@@ -60,6 +63,13 @@ async function startFake(opts: { neverAck?: boolean; recovery?: boolean } = {}):
       const filter = typeof req === "string" ? req : req.filter;
       const qos = typeof req === "string" ? 0 : (req.qos ?? 0);
       if (fake.forbidAll || filter.startsWith("forbidden/")) return ack(forbidden("FORBIDDEN"));
+      if (fake.quotaRefusals > 0) {
+        // as the bridge does on a refused SUBSCRIBE: the room's members are told, then the ack
+        fake.quotaRefusals--;
+        const error = { code: "BROKER_REJECTED" as const, message: "quota", reasonCode: 0x97 };
+        socket.emit("mqtt.unsubscribed", { filter, room: "mqtt:" + filter, error });
+        return ack({ ok: false, error });
+      }
       if (fake.unavailable > 0) {
         fake.unavailable--;
         return ack({ ok: false, error: { code: "BROKER_UNAVAILABLE", message: "down" } });
@@ -420,6 +430,25 @@ describe("browser helper (socket.io-mqtt-bridge/client)", () => {
     expect(failures).to.deep.equal(["BROKER_UNAVAILABLE", "BROKER_UNAVAILABLE"]);
     await mqtt.publish("sensors/a", 1);
     await h.count(1);
+  });
+
+  it("keeps one retry per subscription when a refused restore also brings mqtt.unsubscribed", async () => {
+    const { fake, socket } = await setup();
+    const failures: string[] = [];
+    const mqtt = mqttClient(socket, {
+      retry: { minDelayMs: 20, maxDelayMs: 40 },
+      onError: (error) => failures.push(error.code),
+    });
+    await mqtt.subscribe("sensors/#", () => {});
+    fake.quotaRefusals = 6;
+    const done = within(5000, "the restore after 6 refusals", (resolve) =>
+      fake.bus.on("subscribe", () => fake.subscribes.length === 8 && resolve()),
+    );
+    await forceReconnect(socket);
+    await done;
+    await new Promise((resolve) => setTimeout(resolve, 300)); // pacing: room for stray retries
+    expect(fake.subscribes).to.have.length(8); // the first, 6 refused restores, the good one
+    expect(failures).to.deep.equal(Array(6).fill("BROKER_REJECTED"));
   });
 
   it("follows mqtt.unsubscribed: subscribes again after BROKER_REJECTED, drops on FORBIDDEN", async () => {

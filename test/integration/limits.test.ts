@@ -53,6 +53,19 @@ describe("limits and ordering under hostile or hasty clients (Mosquitto, MQTT 5)
     expect(hh.stats().rejected.RATE_LIMITED).to.equal(2);
   });
 
+  it("bounds the requests in progress when an authorization hook never answers", async () => {
+    const t = uniq();
+    const hh = await setup({
+      allow: { subscribe: () => new Promise<boolean>(() => undefined) }, // never settles
+      limits: { subscribeRate: 1000, subscribeBurst: 5 },
+    });
+    const c = await hh.client();
+    for (let i = 0; i < 5; i++) c.emit("mqtt.subscribe", `${t}/${i}`, () => undefined);
+    await sleep(50); // pacing: the bucket refills (1,000/s); only the bound on requests is left
+    const more = await burst(c, "mqtt.subscribe", [`${t}/a`, `${t}/b`]);
+    expect(codes(more)).to.deep.equal(["RATE_LIMITED", "RATE_LIMITED"]);
+  });
+
   it("bounds the distinct broker subscriptions of the bridge, across sockets", async () => {
     const t = uniq();
     const hh = await setup({
@@ -131,6 +144,26 @@ describe("limits and ordering under hostile or hasty clients (Mosquitto, MQTT 5)
     expect(box.messages.map((m) => m.payload)).to.deep.equal(["alive", "alive", "alive"]);
     expect(hh.stats().messages.retainedUnchanged).to.equal(0);
     await d.publishAsync(`${t}/hb`, "", { qos: 1, retain: true });
+  });
+
+  it("delivers a heartbeat that follows the replay an overlapping SUBSCRIBE brought", async () => {
+    const t = uniq();
+    const hh = await setup(OPEN);
+    const d = await hh.device();
+    await d.publishAsync(`${t}/hb/x`, "beat", { qos: 1, retain: true });
+    const [a, b] = [await hh.client(), await hh.client()];
+    const boxA = collect(a);
+    const boxB = collect(b);
+    expect((await request(a, "mqtt.subscribe", `${t}/hb/#`)).ok).to.equal(true);
+    await waitFor(() => boxA.messages.length === 1); // the retained state
+    // an overlapping filter: the broker replays hb/x for it (a copy the bridge drops: A has it)
+    expect((await request(b, "mqtt.subscribe", `${t}/hb/+`)).ok).to.equal(true);
+    await waitFor(() => boxB.messages.length === 1); // B's state, from the cache
+    await d.publishAsync(`${t}/hb/x`, "beat", { qos: 1, retain: true }); // live, the same state
+    await d.publishAsync(`${t}/hb/y`, "sentinel", { qos: 1 });
+    await waitFor(() => boxA.messages.some((m) => m.payload === "sentinel"));
+    expect(boxA.messages.map((m) => m.payload)).to.deep.equal(["beat", "beat", "sentinel"]);
+    await d.publishAsync(`${t}/hb/x`, "", { qos: 1, retain: true });
   });
 
   it("does not take a replay whose expiry the broker rewrote for a new state", async () => {

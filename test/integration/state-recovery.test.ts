@@ -9,6 +9,7 @@ import type { Socket as ClientSocket } from "socket.io-client";
 import type { MqttBridgeOptions } from "../../lib";
 import { collect, request } from "../support/harness";
 import { onMosquitto5 } from "../support/mosquitto-suite";
+import { io as ioc } from "socket.io-client";
 import { onceEvent, waitFor } from "../support/util";
 
 const RECOVERY = { connectionStateRecovery: { maxDisconnectionDuration: 30_000 } };
@@ -175,5 +176,53 @@ describe("connection state recovery never widens delivery (Mosquitto, MQTT 5)", 
     expect(eBox.messages.map((m) => m.payload)).to.deep.equal(["a1", "a2-missed", "a3"]);
     expect(hh.serverSocket(e.id!)!.rooms.has(room)).to.equal(true);
     expect(hh.stats().recovered.revoked).to.equal(0);
+  });
+
+  it("keeps a server-joined prefixed room of a socket that never subscribed itself", async () => {
+    const t = uniq();
+    const hh = await setup({}); // deny everything: the app's joins are not governed by allow
+    const d = await hh.device();
+    const e = await hh.client();
+    const keeper = await hh.client();
+    const eBox = collect(e);
+    const room = hh.bridge.room(`${t}/app`);
+    for (const c of [e, keeper]) await hh.serverSocket(c.id!)!.join(room);
+    await waitFor(() => hh.stats().brokerSubscriptions === 1); // a join does not wait for SUBACK
+    await publish(d, `${t}/app`, "a1");
+    await waitFor(() => eBox.messages.length === 1);
+    await cut(e);
+    await publish(d, `${t}/app`, "a2-missed");
+    expect(await recover(e)).to.equal(true);
+    await publish(d, `${t}/app`, "a3");
+    await waitFor(() => eBox.messages.some((m) => m.payload === "a3"));
+    expect(eBox.messages.map((m) => m.payload)).to.deep.equal(["a1", "a2-missed", "a3"]);
+    expect(hh.stats().recovered).to.deep.include({ revoked: 0, withheld: 0 });
+  });
+
+  it("gives each namespace a packet of its own (an adapter appends its offset to it)", async () => {
+    const t = uniq();
+    const hh = await setup({ allow: { subscribe: ["#"], publish: ["#"] } });
+    hh.io.of("/b").use(hh.bridge);
+    const url = `http://127.0.0.1:${hh.port}`;
+    const [a, b] = ["/", "/b"].map((ns) => ioc(url + ns, { transports: ["websocket"] }));
+    try {
+      await Promise.all([onceEvent(a, "connect"), onceEvent(b, "connect")]);
+      const got: Record<string, unknown[][]> = { a: [], b: [] };
+      a.on("mqtt.message", (...args: unknown[]) => got.a.push(args));
+      b.on("mqtt.message", (...args: unknown[]) => got.b.push(args));
+      for (const c of [a, b]) {
+        expect((await request(c, "mqtt.subscribe", `${t}/x`)).ok).to.equal(true);
+      }
+      const d = await hh.device();
+      await publish(d, `${t}/x`, "m1");
+      await waitFor(() => got.a.length === 1 && got.b.length === 1);
+      expect(got.b[0].length).to.equal(got.a[0].length); // the message and its own offset
+      const stored = (hh.io.of("/").adapter as unknown as { packets: { data: unknown[] }[] })
+        .packets;
+      expect(stored[stored.length - 1].data).to.have.length(3); // event, message, one offset
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });

@@ -143,6 +143,28 @@ describe("broker subscriptions that are late or refused (aedes)", () => {
     expect(hh.serverSocket(b.id!)!.rooms.has(`mqtt:${t}/x`)).to.equal(false);
   });
 
+  it("keeps a subscription granted while a refused QoS raise of it was on its way", async () => {
+    const t = uniq();
+    const hh = await setup();
+    const [a, b] = [await hh.client(), await hh.client()];
+    const box = collect(a);
+    const notices: Notice[] = [];
+    a.on("mqtt.unsubscribed", (n: Notice) => notices.push(n));
+    slow.set(`${t}/x`, 150); // the first SUBSCRIBE is answered (granted) a little later
+    refuseQos2 = true;
+    const [ackA, ackB] = await Promise.all([
+      request(a, "mqtt.subscribe", `${t}/x`),
+      request(b, "mqtt.subscribe", { filter: `${t}/x`, qos: 2 }),
+    ]);
+    expect(ackA.ok).to.equal(true);
+    expect(ackB).to.deep.include({ ok: true, qos: 0 }); // granted less than asked, as MQTT does
+    const d = await hh.device();
+    await d.publishAsync(`${t}/x`, "kept", { qos: 1 });
+    await waitFor(() => box.messages.length === 1);
+    expect(notices).to.deep.equal([]);
+    expect(hh.stats().brokerSubscriptions).to.equal(1);
+  });
+
   it("tells sockets when a re-SUBSCRIBE after a reconnect is refused, and retries routes", async () => {
     const t = uniq();
     const hh = await setup();
