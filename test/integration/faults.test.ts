@@ -8,96 +8,22 @@
  */
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import { setTimeout as delay } from "node:timers/promises";
 import { expect } from "chai";
 import mqtt from "mqtt";
 import type { MqttClient } from "mqtt";
-import type { Socket as ClientSocket } from "socket.io-client";
 import type { MqttBridge, MqttBridgeOptions } from "../../lib";
 import { mqttBridge } from "../../lib";
-import type { BrokerTarget, Harness } from "../support/harness";
+import type { Harness } from "../support/harness";
 import { collect, createHarness, request } from "../support/harness";
 import type { MosquittoHandle } from "../support/mosquitto";
 import { startMosquitto } from "../support/mosquitto";
 import { freePort, onceEvent, waitFor, withTimeout } from "../support/util";
+import type { AckLike, Outcome } from "../support/faults";
+import { FAST_RECONNECT, OPEN, noop, reporter, target, uniqueTopics } from "../support/faults";
+import { Stream, nextEvent, settle, tally, useCleanups } from "../support/faults";
 
-const OPEN: MqttBridgeOptions = { allow: { subscribe: ["#"], publish: ["#"], retain: ["#"] } };
-const FAST_RECONNECT = { minDelayMs: 50, maxDelayMs: 200 };
-
-let seq = 0;
-/** A topic prefix of its own for each test. */
-function uniq(): string {
-  return `faults${process.pid}x${Date.now().toString(36)}x${++seq}`;
-}
-
-function noop(): void {
-  // swallow
-}
-
-function report(what: string, data: unknown): void {
-  if (process.env.FAULTS_REPORT) console.log(`      [faults] ${what}: ${JSON.stringify(data)}`);
-}
-
-function target(broker: MosquittoHandle): BrokerTarget {
-  return { name: "mosquitto v5", url: broker.url, version: 5 };
-}
-
-interface AckLike {
-  ok: boolean;
-  error?: { code: string; message?: string; reasonCode?: number };
-}
-
-/** The outcome of one emit with an ack: the ack, or `hung` when none came within the bound. */
-interface Outcome {
-  res?: AckLike;
-  hung: boolean;
-  ms: number;
-}
-
-/** Emits with an ack callback and never rejects: a missing ack is reported as `hung`. */
-async function settle(
-  socket: ClientSocket,
-  event: string,
-  args: unknown[],
-  timeoutMs: number,
-): Promise<Outcome> {
-  const t0 = performance.now();
-  try {
-    const res = (await socket.timeout(timeoutMs).emitWithAck(event, ...args)) as AckLike;
-    return { res, hung: false, ms: performance.now() - t0 };
-  } catch {
-    return { hung: true, ms: performance.now() - t0 };
-  }
-}
-
-/** Tallies outcomes: `ok`, one entry per error code, `hung`. */
-function tally(outcomes: Outcome[]): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const o of outcomes) {
-    const key = o.hung ? "hung" : o.res?.ok ? "ok" : (o.res?.error?.code ?? "malformed-ack");
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
-
-/** Resolves on the bridge's next `event`; rejects after `ms` (and removes its listener). */
-function nextEvent(
-  bridge: MqttBridge,
-  event: "connect" | "offline" | "reconnect",
-  ms = 5000,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const on = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      bridge.off(event, on);
-      reject(new Error(`bridge event "${event}" not emitted within ${ms} ms`));
-    }, ms);
-    bridge.once(event, on);
-  });
-}
+const uniq = uniqueTopics("faults");
+const report = reporter("faults");
 
 /** How `bridge.ready` settled within `ms`: "resolved", the rejection, or "pending". */
 async function readyOutcome(
@@ -113,51 +39,10 @@ async function readyOutcome(
   }
 }
 
-/** A QoS 1 device message stream on `topic`, one publish at a time (so the device never reorders). */
-class Stream {
-  next = 0;
-  stopAt = 20_000; // hard bound; lowered by the test
-  error: unknown;
-  readonly done: Promise<void>;
-
-  constructor(device: MqttClient, topic: string) {
-    this.done = (async () => {
-      try {
-        while (this.next < this.stopAt) {
-          const i = this.next++;
-          await device.publishAsync(topic, String(i), { qos: 1 });
-          // pacing, not a wait for an event: keeps the stream at ≤ ~500 msg/s
-          await delay(2);
-        }
-      } catch (err) {
-        this.error = err;
-      }
-    })();
-  }
-}
-
 describe("fault tests (Mosquitto killed, restarted, hostile clients, close)", function () {
   this.timeout(20_000);
 
-  /** Cleanups of the running test, run last-first after it whatever happened. */
-  const cleanups: (() => Promise<unknown> | void)[] = [];
-  afterEach(async function () {
-    this.timeout(15_000);
-    for (const fn of cleanups.splice(0).reverse()) {
-      try {
-        await withTimeout(Promise.resolve(fn()), 5000, "cleanup");
-      } catch (err) {
-        console.warn("cleanup failed:", err);
-      }
-    }
-  });
-
-  /** A private broker for this test, stopped after it. */
-  async function broker(opts: Parameters<typeof startMosquitto>[0] = {}): Promise<MosquittoHandle> {
-    const b = await startMosquitto(opts);
-    cleanups.push(() => b.stop());
-    return b;
-  }
+  const { cleanups, broker } = useCleanups(15_000, 5000);
 
   async function setup(b: MosquittoHandle, opts: MqttBridgeOptions): Promise<Harness> {
     const h = await createHarness(target(b), opts);

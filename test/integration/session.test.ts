@@ -13,22 +13,16 @@ import { runInNewContext } from "node:vm";
 import { expect } from "chai";
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient, Packet } from "mqtt";
-import type { Socket as ClientSocket } from "socket.io-client";
-import type { MqttBridge, MqttBridgeOptions } from "../../lib";
+import type { MqttBridgeOptions } from "../../lib";
 import type { BrokerTarget, Harness } from "../support/harness";
 import { collect, createHarness, request } from "../support/harness";
-import type { MosquittoHandle } from "../support/mosquitto";
-import { startMosquitto } from "../support/mosquitto";
-import { onceEvent, sleep, waitFor, withTimeout } from "../support/util";
+import { onceEvent, waitFor, withTimeout } from "../support/util";
+import type { Outcome } from "../support/faults";
+import { FAST_RECONNECT, OPEN, noop, reporter, target, uniqueTopics } from "../support/faults";
+import { Stream, nextEvent, settle, tally, useCleanups } from "../support/faults";
 
-const OPEN: MqttBridgeOptions = { allow: { subscribe: ["#"], publish: ["#"], retain: ["#"] } };
-const FAST_RECONNECT = { minDelayMs: 50, maxDelayMs: 200 };
-
-let seq = 0;
-/** A topic prefix of its own for each test. */
-function uniq(): string {
-  return `session${process.pid}x${Date.now().toString(36)}x${++seq}`;
-}
+const uniq = uniqueTopics("session");
+const report = reporter("session");
 
 setFlagsFromString("--expose-gc");
 /** A full garbage collection, to measure what stays reachable. */
@@ -41,65 +35,14 @@ function liveBytes(): number {
   return m.heapUsed + m.arrayBuffers;
 }
 
-function noop(): void {
-  // swallow
-}
-
-function report(what: string, data: unknown): void {
-  if (process.env.FAULTS_REPORT) console.log(`      [session] ${what}: ${JSON.stringify(data)}`);
-}
-
-function target(broker: MosquittoHandle, version: 4 | 5 = 5): BrokerTarget {
+/** The bridge's MQTT options for a persistent session on `clientId` (MQTT 5: expiring after 60 s). */
+function persistentSession(version: 4 | 5, clientId: string): IClientOptions {
   return {
-    name: `mosquitto v${version}`,
-    url: broker.url,
-    version,
-    bridgeMqtt: { protocolVersion: version },
+    protocolVersion: version,
+    clean: false,
+    clientId,
+    ...(version === 5 ? { properties: { sessionExpiryInterval: 60 } } : {}),
   };
-}
-
-interface AckLike {
-  ok: boolean;
-  error?: { code: string; message?: string; reasonCode?: number };
-}
-
-/** Emits with an ack and never rejects: a missing ack is reported as `hung`. */
-async function settle(
-  socket: ClientSocket,
-  event: string,
-  arg: unknown,
-  timeoutMs: number,
-): Promise<AckLike | "hung"> {
-  try {
-    return (await socket.timeout(timeoutMs).emitWithAck(event, arg)) as AckLike;
-  } catch {
-    return "hung";
-  }
-}
-
-/** Tallies acks: `ok`, one entry per error code, `hung`. */
-function tally(acks: (AckLike | "hung")[]): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const a of acks) {
-    const key = a === "hung" ? "hung" : a.ok ? "ok" : (a.error?.code ?? "malformed-ack");
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
-
-/** Resolves on the bridge's next `event`; rejects after `ms`. */
-function nextEvent(bridge: MqttBridge, event: "connect" | "offline", ms = 10_000): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const on = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      bridge.off(event, on);
-      reject(new Error(`bridge event "${event}" not emitted within ${ms} ms`));
-    }, ms);
-    bridge.once(event, on);
-  });
 }
 
 /**
@@ -133,50 +76,10 @@ function trackInFlight(client: MqttClient) {
   return counts;
 }
 
-/** A device message stream on `topic`, one publish at a time, recording which were acknowledged. */
-class Stream {
-  next = 0;
-  stopAt = 20_000; // hard bound; lowered by the test
-  readonly acked: number[] = [];
-  error: unknown;
-  readonly done: Promise<void>;
-
-  constructor(device: MqttClient, topic: string, qos: 1 | 2) {
-    this.done = (async () => {
-      try {
-        while (this.next < this.stopAt) {
-          const i = this.next++;
-          await device.publishAsync(topic, String(i), { qos });
-          this.acked.push(i);
-          await sleep(2); // pacing (≤ ~500 msg/s), not a wait for an event
-        }
-      } catch (err) {
-        this.error = err;
-      }
-    })();
-  }
-}
-
 describe("broker session (issue 11: subscriptions at scale, borrowed client, flow control, persistent sessions)", function () {
   this.timeout(30_000);
 
-  const cleanups: (() => Promise<unknown> | void)[] = [];
-  afterEach(async function () {
-    this.timeout(20_000);
-    for (const fn of cleanups.splice(0).reverse()) {
-      try {
-        await withTimeout(Promise.resolve(fn()), 8000, "cleanup");
-      } catch (err) {
-        console.warn("cleanup failed:", err);
-      }
-    }
-  });
-
-  async function broker(opts: Parameters<typeof startMosquitto>[0] = {}): Promise<MosquittoHandle> {
-    const b = await startMosquitto(opts);
-    cleanups.push(() => b.stop());
-    return b;
-  }
+  const { cleanups, broker } = useCleanups(20_000, 8000);
 
   async function setup(
     t: BrokerTarget,
@@ -210,13 +113,13 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
       const b = await broker();
       const client = lent(b.url, { resubscribe: false });
       const inFlight = trackInFlight(client);
-      const h = await setup(target(b), { ...OPEN, mqtt: client, ackTimeoutMs: 10_000 });
+      const h = await setup(target(b, 5), { ...OPEN, mqtt: client, ackTimeoutMs: 10_000 });
       const t = uniq();
       const c = await h.client();
       const box = collect(c);
       // one socket in a room routed to 100,000 filters, added while the broker is down: all of
       // them are subscribed by the restore after the reconnect
-      const offline = nextEvent(h.bridge, "offline");
+      const offline = nextEvent(h.bridge, "offline", 10_000);
       await b.kill("SIGKILL");
       await offline;
       await h.serverSocket(c.id!)!.join("big");
@@ -257,7 +160,7 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
     it("resolves promptly with 3,000 filters held and a frozen broker (the UNSUBSCRIBEs give up)", async function () {
       const b = await broker();
       const ackTimeoutMs = 500;
-      const h = await setup(target(b), { ...OPEN, ackTimeoutMs });
+      const h = await setup(target(b, 5), { ...OPEN, ackTimeoutMs });
       const t = uniq();
       const c = await h.client();
       await h.serverSocket(c.id!)!.join("many");
@@ -280,7 +183,7 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
   describe("close() with a half-dead broker (item 15)", () => {
     it("resolves within about 2 s, whatever ackTimeoutMs (the README's promise)", async function () {
       const b = await broker();
-      const h = await setup(target(b), { ...OPEN, ackTimeoutMs: 10_000 });
+      const h = await setup(target(b, 5), { ...OPEN, ackTimeoutMs: 10_000 });
       const t = uniq();
       const c = await h.client();
       await h.serverSocket(c.id!)!.join("few");
@@ -305,7 +208,7 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
           const b = await broker();
           const client = lent(b.url, { resubscribe });
           if (connected) await onceEvent(client, "connect");
-          const h = await setup(target(b), { ...OPEN, mqtt: client });
+          const h = await setup(target(b, 5), { ...OPEN, mqtt: client });
           const t = uniq();
           const [F, G] = [`${t}/f`, `${t}/g`];
           const c = await h.client();
@@ -314,11 +217,11 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
           expect((await request(c, "mqtt.subscribe", { filter: G, qos: 1 })).ok).to.equal(true);
 
           // broker down; F released meanwhile (no UNSUBSCRIBE can be sent); broker back
-          const offline = nextEvent(h.bridge, "offline");
+          const offline = nextEvent(h.bridge, "offline", 10_000);
           await b.kill("SIGKILL");
           await offline;
           expect((await request(c, "mqtt.unsubscribe", F)).ok).to.equal(true);
-          const reconnected = nextEvent(h.bridge, "connect");
+          const reconnected = nextEvent(h.bridge, "connect", 10_000);
           await b.restart();
           await reconnected;
           await waitFor(() => h.bridge.stats().brokerSubscriptions === 1, {
@@ -359,7 +262,7 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
       const client = lent(b.url, { resubscribe: false });
       const offlineQueue = 50;
       const ackTimeoutMs = 100;
-      const h = await setup(target(b), {
+      const h = await setup(target(b, 5), {
         ...OPEN,
         mqtt: client,
         ackTimeoutMs,
@@ -383,12 +286,12 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
         true,
       );
 
-      const offline = nextEvent(h.bridge, "offline");
+      const offline = nextEvent(h.bridge, "offline", 10_000);
       await b.stop(); // SIGTERM: Mosquitto saves the device's session
       await offline;
       const live0 = liveBytes();
       const payload = "x".repeat(60_000);
-      const acks = new Map<string, AckLike | "hung">();
+      const acks = new Map<string, Outcome>();
       let maxStore = 0;
       const storeSize = () =>
         (client.outgoingStore as unknown as { _inflights: Map<number, unknown> })._inflights.size +
@@ -403,7 +306,7 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
           return settle(
             c,
             "mqtt.publish",
-            { topic: `${t}/up`, payload: `${id}:${payload}`, qos: 1 },
+            [{ topic: `${t}/up`, payload: `${id}:${payload}`, qos: 1 }],
             5000,
           ).then((a) => acks.set(id, a));
         });
@@ -414,7 +317,7 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
       const outageCounts = tally([...acks.values()]);
 
       const tRestart = performance.now();
-      const reconnected = nextEvent(h.bridge, "connect");
+      const reconnected = nextEvent(h.bridge, "connect", 10_000);
       await b.restart();
       await reconnected;
       const connectMs = Math.round(performance.now() - tRestart);
@@ -437,7 +340,7 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
       await waitFor(() => atDevice.includes("final"), {
         message: "the final publish at the device",
       });
-      const timedOut = [...acks].filter(([, a]) => a !== "hung" && a.error?.code === "TIMEOUT");
+      const timedOut = [...acks].filter(([, a]) => !a.hung && a.res?.error?.code === "TIMEOUT");
       const arrivedAfterTimeout = atDevice.filter((p) =>
         timedOut.some(([id]) => p.startsWith(`${id}:`)),
       ).length;
@@ -470,7 +373,7 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
       const b = await broker({ extraConfig: ["max_inflight_messages 5"] });
       const client = lent(b.url, { resubscribe: false });
       const inFlight = trackInFlight(client);
-      const h = await setup(target(b), {
+      const h = await setup(target(b, 5), {
         ...OPEN,
         mqtt: client,
         limits: { publishRate: 100_000, publishBurst: 100_000 },
@@ -484,10 +387,10 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
       expect((await request(c, "mqtt.subscribe", { filter: `${t}/#`, qos: 2 })).ok).to.equal(true);
       const burst = [
         ...Array.from({ length: 200 }, (_, i) =>
-          settle(c, "mqtt.publish", { topic: `${t}/one`, payload: i, qos: 1 }, 10_000),
+          settle(c, "mqtt.publish", [{ topic: `${t}/one`, payload: i, qos: 1 }], 10_000),
         ),
         ...Array.from({ length: 100 }, (_, i) =>
-          settle(c, "mqtt.publish", { topic: `${t}/two`, payload: i, qos: 2 }, 10_000),
+          settle(c, "mqtt.publish", [{ topic: `${t}/two`, payload: i, qos: 2 }], 10_000),
         ),
       ];
       const counts = tally(await Promise.all(burst));
@@ -506,14 +409,14 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
 
     it("refuses publishes past limits.publishQueue with RATE_LIMITED, counted", async function () {
       const b = await broker({ extraConfig: ["max_inflight_messages 5"] });
-      const h = await setup(target(b), {
+      const h = await setup(target(b, 5), {
         ...OPEN,
         limits: { publishRate: 100_000, publishBurst: 100_000, publishQueue: 10 },
       });
       const c = await h.client();
       const t = uniq();
       const burst = Array.from({ length: 100 }, (_, i) =>
-        settle(c, "mqtt.publish", { topic: `${t}/x`, payload: i, qos: 1 }, 10_000),
+        settle(c, "mqtt.publish", [{ topic: `${t}/x`, payload: i, qos: 1 }], 10_000),
       );
       const counts = tally(await Promise.all(burst));
       report("publishQueue 10", counts);
@@ -531,13 +434,7 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
         const t = uniq();
         const h = await setup(target(b, version), {
           ...OPEN,
-          mqtt: {
-            url: b.url,
-            protocolVersion: version,
-            clean: false,
-            clientId: `bridge-${t}`,
-            ...(version === 5 ? { properties: { sessionExpiryInterval: 60 } } : {}),
-          },
+          mqtt: { url: b.url, ...persistentSession(version, `bridge-${t}`) },
           // the bridge comes back ~1 s after the device: meanwhile the broker keeps its messages
           reconnect: { minDelayMs: 1000, maxDelayMs: 1000, jitter: 0 },
         });
@@ -556,10 +453,10 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
         await waitFor(() => box.messages.length >= 50, {
           message: "50 messages before the outage",
         });
-        const offline = nextEvent(h.bridge, "offline");
+        const offline = nextEvent(h.bridge, "offline", 10_000);
         await b.stop(); // SIGTERM: Mosquitto saves both sessions
         await offline;
-        const reconnected = nextEvent(h.bridge, "connect");
+        const reconnected = nextEvent(h.bridge, "connect", 10_000);
         await b.restart();
         const atRestart = stream.acked.length;
         await reconnected;
@@ -608,24 +505,18 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
         const t = uniq();
         const h = await setup(target(b, version), {
           ...OPEN,
-          mqtt: {
-            url: b.url,
-            protocolVersion: version,
-            clean: false,
-            clientId: `bridge-${t}`,
-            ...(version === 5 ? { properties: { sessionExpiryInterval: 60 } } : {}),
-          },
+          mqtt: { url: b.url, ...persistentSession(version, `bridge-${t}`) },
         });
         const c = await h.client();
         const box = collect<string>(c);
         for (const filter of [`${t}/gone`, `${t}/kept`]) {
           expect((await request(c, "mqtt.subscribe", { filter, qos: 1 })).ok).to.equal(true);
         }
-        const offline = nextEvent(h.bridge, "offline");
+        const offline = nextEvent(h.bridge, "offline", 10_000);
         await b.stop();
         await offline;
         expect((await request(c, "mqtt.unsubscribe", `${t}/gone`)).ok).to.equal(true);
-        const reconnected = nextEvent(h.bridge, "connect");
+        const reconnected = nextEvent(h.bridge, "connect", 10_000);
         await b.restart();
         await reconnected;
         await waitFor(() => h.bridge.stats().brokerSubscriptions === 1, {
@@ -647,12 +538,7 @@ describe("broker session (issue 11: subscriptions at scale, borrowed client, flo
         const b = await broker();
         const t = uniq();
         const clientId = `bridge-${t}`;
-        const session: IClientOptions = {
-          protocolVersion: version,
-          clean: false,
-          clientId,
-          ...(version === 5 ? { properties: { sessionExpiryInterval: 60 } } : {}),
-        };
+        const session = persistentSession(version, clientId);
         // the previous process: a bridge whose connection dies without unsubscribing anything
         const old = lent(b.url, { ...session, reconnectPeriod: 0 });
         await onceEvent(old, "connect");
