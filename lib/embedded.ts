@@ -127,7 +127,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     prepare: (filter, qos) => table.upgrade(filter, qos),
     confirm: (filter, qos, timeoutMs) => {
       table.upgrade(filter, qos);
-      return table.whenSubscribed(filter, timeoutMs);
+      return table.whenSubscribed(filter, timeoutMs, qos);
     },
     publish: (msg, queue) => session.publish(msg.topic, msg.payload, msg, queue),
   };

@@ -286,13 +286,16 @@ export class SubscriptionTable {
   }
 
   /**
-   * Resolves with the granted QoS once the broker confirmed `filter`; rejects when refused, when
-   * the connection drops first, or with `TIMEOUT` after `timeoutMs`.
+   * Resolves with the granted QoS once the broker confirmed `filter` (for `qos`: a raise on its
+   * way does not hold up a request the confirmed subscription already serves); rejects when
+   * refused, when the connection drops first, or with `TIMEOUT` after `timeoutMs`.
    */
-  whenSubscribed(filter: string, timeoutMs: number): Promise<QoS> {
+  whenSubscribed(filter: string, timeoutMs: number, qos: QoS = 0): Promise<QoS> {
     const entry = this.trie.get(filter);
     if (!entry) return Promise.reject(new BridgeError("BROKER_UNAVAILABLE", "not subscribed"));
-    if (entry.state === "active" && !entry.upgrading) return Promise.resolve(entry.granted);
+    if (entry.state === "active" && (!entry.upgrading || qos <= (entry.confirmedQos ?? 0))) {
+      return Promise.resolve(entry.granted);
+    }
     if (entry.state === "failed" && entry.error) return Promise.reject(entry.error);
     return new Promise((resolve, reject) => {
       const waiter = (err?: MqttBridgeError) => {

@@ -143,6 +143,21 @@ describe("broker subscriptions that are late or refused (aedes)", () => {
     expect(hh.serverSocket(b.id!)!.rooms.has(`mqtt:${t}/x`)).to.equal(false);
   });
 
+  it("fails only the socket that asked for a refused QoS raise, not joiners waiting meanwhile", async () => {
+    const t = uniq();
+    const hh = await setup();
+    const [a, b, c] = [await hh.client(), await hh.client(), await hh.client()];
+    expect((await request(a, "mqtt.subscribe", `${t}/x`)).ok).to.equal(true);
+    refuseQos2 = true;
+    const [ackB, ackC] = await Promise.all([
+      request(b, "mqtt.subscribe", { filter: `${t}/x`, qos: 2 }), // the raise, refused
+      request(c, "mqtt.subscribe", `${t}/x`), // QoS 0: waits while the raise is on its way
+    ]);
+    expect(ackB.error?.code).to.equal("BROKER_REJECTED");
+    expect(ackC).to.deep.include({ ok: true, qos: 0 });
+    expect(hh.serverSocket(c.id!)!.rooms.has(`mqtt:${t}/x`)).to.equal(true);
+  });
+
   it("keeps a subscription granted while a refused QoS raise of it was on its way", async () => {
     const t = uniq();
     const hh = await setup();
