@@ -113,15 +113,24 @@ export class RecoveryGuard {
         continue;
       }
       if (own && !own.has(room)) continue;
+      if (!own) this.clientRooms.add(socket, room); // unknown: taken as its own from now on
       const filter = room.slice(this.opts.roomPrefix.length);
       const allowed = this.authorizer.subscribe(socket, filter);
       if (allowed === true) continue;
       void socket.leave(room);
-      this.clientRooms.delete(socket, room);
       if (allowed === false) {
+        this.clientRooms.delete(socket, room);
         this.revoked(socket, filter);
       } else {
-        pending.push(allowed.then((ok) => (ok ? room : (this.revoked(socket, filter), undefined))));
+        // left while checked; still the socket's own afterwards unless it unsubscribed meanwhile
+        pending.push(
+          allowed.then((ok) => {
+            if (ok) return room;
+            this.clientRooms.delete(socket, room);
+            this.revoked(socket, filter);
+            return undefined;
+          }),
+        );
       }
     }
     const delivered = new Set<unknown[]>();
@@ -132,13 +141,12 @@ export class RecoveryGuard {
     }
     void Promise.all(pending).then((rooms) => {
       if (socket.disconnected) return;
-      const back = rooms.filter((r): r is string => r !== undefined);
+      // an `mqtt.unsubscribe` of the filter sent meanwhile took the room out of the record
+      const mine = this.clientRooms.of(socket);
+      const back = rooms.filter((r): r is string => r !== undefined && mine?.has(r) === true);
       const filters = back.flatMap((r) => [...(this.rooms.filtersOf(r) ?? [])]);
       this.deliver(socket, held, delivered, filters);
-      for (const room of back) {
-        this.clientRooms.add(socket, room);
-        void socket.join(room);
-      }
+      for (const room of back) void socket.join(room);
       this.withhold(socket, held, delivered);
     });
   }

@@ -156,6 +156,31 @@ describe("connection state recovery never widens delivery (Mosquitto, MQTT 5)", 
     expect(eBox.messages.map((m) => m.payload)).to.deep.equal(["m1", "m2", "m3", "m4", "m5"]);
   });
 
+  it("does not put a socket back into a room it unsubscribed while an async check ran", async () => {
+    const t = uniq();
+    const hh = await setup({
+      allow: { subscribe: () => new Promise((r) => setTimeout(() => r(true), 150)), publish: [] },
+    });
+    const d = await hh.device();
+    const e = await hh.client();
+    const keeper = await hh.client();
+    const eBox = collect(e);
+    for (const c of [e, keeper]) {
+      expect((await request(c, "mqtt.subscribe", `${t}/a`)).ok).to.equal(true);
+    }
+    await publish(d, `${t}/a`, "m1");
+    await waitFor(() => eBox.messages.length === 1);
+    await cut(e);
+    const back = onceEvent(e, "connect");
+    e.connect();
+    await back;
+    // sent at once, while the recovery's re-check (150 ms) still runs
+    expect((await request(e, "mqtt.unsubscribe", `${t}/a`)).ok).to.equal(true);
+    await waitFor(() => hh.stats().recovered.sockets === 1);
+    await new Promise((r) => setTimeout(r, 300)); // pacing: past the check
+    expect(hh.serverSocket(e.id!)!.rooms.has(`mqtt:${t}/a`)).to.equal(false);
+  });
+
   it("keeps a prefixed room that server code joined (not subject to allow rules) on recovery", async () => {
     const t = uniq();
     const hh = await setup({ allow: { subscribe: [`${t}/own/#`], publish: ["#"] } });
