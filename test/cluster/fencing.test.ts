@@ -8,7 +8,8 @@
 import { performance } from "node:perf_hooks";
 import { expect } from "chai";
 import { TcpProxy } from "../support/cluster-proxy";
-import { WorkerWorld } from "../support/cluster-worker";
+import type { WorkerWorld } from "../support/cluster-worker";
+import { useWorkerWorld } from "../support/cluster-worker";
 import { collect, request } from "../support/harness";
 import { sleep, waitFor } from "../support/util";
 
@@ -19,13 +20,11 @@ describe("worker fencing (2 worker processes, a web node, Redis and broker behin
   let world: WorkerWorld;
   const proxies: TcpProxy[] = [];
 
-  before(async () => {
-    world = await WorkerWorld.start();
+  const getWorld = useWorkerWorld();
+  before(() => {
+    world = getWorld();
   });
-  after(async () => world.stop());
-  beforeEach(() => world.nextKey());
-  afterEach(async function () {
-    await world.cleanup(this.currentTest?.state === "failed" && !!process.env.CLUSTER_REPORT);
+  afterEach(async () => {
     await Promise.all(proxies.splice(0).map((p) => p.close()));
   });
 

@@ -8,7 +8,8 @@ import { performance } from "node:perf_hooks";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import type { Namespace } from "socket.io";
-import { TIMING, WorkerWorld } from "../support/cluster-worker";
+import type { WorkerWorld } from "../support/cluster-worker";
+import { TIMING, useWorkerWorld } from "../support/cluster-worker";
 import { collect, request } from "../support/harness";
 import { waitFor } from "../support/util";
 
@@ -34,13 +35,9 @@ describe("worker topology: repair and trust", function () {
   this.timeout(30_000);
   let world: WorkerWorld;
 
-  before(async () => {
-    world = await WorkerWorld.start();
-  });
-  after(async () => world.stop());
-  beforeEach(() => world.nextKey());
-  afterEach(async function () {
-    await world.cleanup(this.currentTest?.state === "failed" && !!process.env.CLUSTER_REPORT);
+  const getWorld = useWorkerWorld();
+  before(() => {
+    world = getWorld();
   });
 
   it("repairs a lost report on a node whose reports keep flowing, within a few syncs: no broker subscription leaks or goes missing", async () => {

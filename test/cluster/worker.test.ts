@@ -9,8 +9,8 @@ import { resolve } from "node:path";
 import { expect } from "chai";
 import type { Socket as ClientSocket } from "socket.io-client";
 import { LogRing, spawnManaged } from "../support/child";
-import type { WorkerProcess } from "../support/cluster-worker";
-import { WorkerWorld } from "../support/cluster-worker";
+import type { WorkerProcess, WorkerWorld } from "../support/cluster-worker";
+import { useWorkerWorld } from "../support/cluster-worker";
 import { collect, request } from "../support/harness";
 import { waitFor, withTimeout } from "../support/util";
 
@@ -19,13 +19,9 @@ describe("worker topology (1 worker process, 2 web nodes, Redis, Mosquitto)", fu
   let world: WorkerWorld;
   let worker: WorkerProcess;
 
-  before(async () => {
-    world = await WorkerWorld.start();
-  });
-  after(async () => world.stop());
-  beforeEach(() => world.nextKey());
-  afterEach(async function () {
-    await world.cleanup(this.currentTest?.state === "failed" && !!process.env.CLUSTER_REPORT);
+  const getWorld = useWorkerWorld();
+  before(() => {
+    world = getWorld();
   });
 
   const startWorker = (extra: string[] = [], until?: string) =>

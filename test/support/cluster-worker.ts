@@ -274,3 +274,22 @@ export class WorkerWorld {
     await Promise.all([this.redis?.stop(), this.broker?.stop()]);
   }
 }
+
+/**
+ * Registers the hooks of a describe block that runs on one {@link WorkerWorld}: started before
+ * the block, a fresh key before each test, cleaned after each (with a report of a failed test
+ * when `CLUSTER_REPORT` is set), stopped after the block. Returns the world's getter (set once
+ * the block's `before` hooks ran).
+ */
+export function useWorkerWorld(): () => WorkerWorld {
+  let world: WorkerWorld | undefined;
+  before(async () => {
+    world = await WorkerWorld.start();
+  });
+  after(async () => world?.stop());
+  beforeEach(() => world!.nextKey());
+  afterEach(async function () {
+    await world!.cleanup(this.currentTest?.state === "failed" && !!process.env.CLUSTER_REPORT);
+  });
+  return () => world!;
+}
