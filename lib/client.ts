@@ -4,6 +4,7 @@
  * besides (type-only) `socket.io-client`.
  */
 import type { Socket } from "socket.io-client";
+import { backoffDelay } from "./backoff";
 import { DEFAULT_EVENTS } from "./protocol";
 import type {
   AckError,
@@ -273,14 +274,14 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
   const minDelay = options.retry?.minDelayMs ?? 1000;
   const maxDelay = options.retry?.maxDelayMs ?? 30_000;
   const timers = new Set<ReturnType<typeof setTimeout>>();
+  const backoff = { minDelayMs: minDelay, maxDelayMs: maxDelay, jitter: 0.2 };
   const later = (attempt: number, fn: () => void) => {
-    const base = Math.min(maxDelay, minDelay * 2 ** Math.min(attempt, 20));
     const timer = setTimeout(
       () => {
         timers.delete(timer);
         fn();
       },
-      base * (0.8 + Math.random() * 0.4),
+      backoffDelay(attempt, backoff),
     );
     timers.add(timer);
   };

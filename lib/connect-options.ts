@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { UniqueMessageIdProvider } from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
+import { backoffDelay } from "./backoff";
 import type { MqttConnectOptions, ReconnectOptions } from "./options";
 
 /** A unique MQTT client id: two nodes sharing one would take over each other's session in a loop. */
@@ -9,12 +10,7 @@ export function uniqueClientId(): string {
   return `sio-mqtt-bridge-${hostname().slice(0, 20)}-${process.pid}-${randomBytes(4).toString("hex")}`;
 }
 
-/** The delay before reconnect attempt `attempt` (0-based): capped exponential with jitter. */
-export function backoffDelay(attempt: number, r: ReconnectOptions, random = Math.random): number {
-  const base = Math.min(r.maxDelayMs, r.minDelayMs * 2 ** Math.min(attempt, 30));
-  const spread = base * r.jitter * (random() * 2 - 1);
-  return Math.max(1, Math.round(base + spread));
-}
+export { backoffDelay } from "./backoff";
 
 /** How the session connects a client of its own. */
 export interface OwnClient {

@@ -3,8 +3,8 @@ import type { Namespace } from "socket.io";
 import { createDecoder } from "./codec";
 import type { Backend, Core, CoreDeps } from "./core";
 import { createReady } from "./core";
-import { MqttBridgeError, toAck } from "./errors";
-import type { UnsubscribedNotice } from "./protocol";
+import { MqttBridgeError } from "./errors";
+import { unsubscribedNotice } from "./notify";
 import { RoomTracker } from "./rooms";
 import type { Broadcast } from "./router";
 import { Router } from "./router";
@@ -43,7 +43,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
         // a refused SUBACK leaves no socket in the filter's own room, and each one is told
         const room = rooms.room(entry.filter);
         const err = entry.error ?? new MqttBridgeError("BROKER_REJECTED");
-        const notice: UnsubscribedNotice = { filter: entry.filter, room, error: toAck(err).error };
+        const notice = unsubscribedNotice(opts, entry.filter, err);
         for (const nsp of namespaces) {
           const members = scope === "cluster" ? nsp.in(room) : nsp.local.in(room);
           if (scope === "local") stats.subscribes.evicted += nsp.adapter.rooms.get(room)?.size ?? 0;

@@ -43,6 +43,19 @@ export function forbidden(what: string): MqttBridgeError {
   return new MqttBridgeError("FORBIDDEN", `not allowed to ${what}`, { reasonCode: 0x87 });
 }
 
+/**
+ * A request beyond a rate or a bound (`RATE_LIMITED`); the MQTT 5 reason code is 0x96 (Message rate
+ * too high) unless a bound calls for another (0x97 Quota exceeded).
+ */
+export function rateLimited(message: string, reasonCode = 0x96): MqttBridgeError {
+  return new MqttBridgeError("RATE_LIMITED", message, { reasonCode });
+}
+
+/** What an operation gets once the bridge is closed (or closing). */
+export function closedError(): MqttBridgeError {
+  return new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge is closed");
+}
+
 /** Turns any error into the `{ ok: false, error }` acknowledgement of the socket protocol. */
 export function toAck(err: unknown): AckFailure {
   const error: AckError =

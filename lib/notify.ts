@@ -4,6 +4,15 @@ import { toAck } from "./errors";
 import type { ResolvedOptions } from "./options";
 import type { UnsubscribedNotice } from "./protocol";
 
+/** What `mqtt.unsubscribed` carries: the subscription to `filter` ended, and why. */
+export function unsubscribedNotice(
+  opts: ResolvedOptions,
+  filter: string,
+  err: MqttBridgeError,
+): UnsubscribedNotice {
+  return { filter, room: opts.roomPrefix + filter, error: toAck(err).error };
+}
+
 /**
  * Tells a socket that the server took it out of the subscription to `filter` (the
  * `mqtt.unsubscribed` event), so that nothing it loses goes unannounced.
@@ -15,10 +24,5 @@ export function notifyUnsubscribed(
   err: MqttBridgeError,
 ): void {
   if (socket.disconnected) return;
-  const notice: UnsubscribedNotice = {
-    filter,
-    room: opts.roomPrefix + filter,
-    error: toAck(err).error,
-  };
-  socket.emit(opts.events.unsubscribed, notice);
+  socket.emit(opts.events.unsubscribed, unsubscribedNotice(opts, filter, err));
 }

@@ -1,7 +1,7 @@
 import createDebug from "debug";
 import type { IPublishPacket } from "mqtt";
 import type { Deadlines, Pending } from "./deadlines";
-import { MqttBridgeError } from "./errors";
+import { MqttBridgeError, closedError, rateLimited } from "./errors";
 import type { QoS } from "./protocol";
 
 const debug = createDebug("socket.io-mqtt-bridge:outbox");
@@ -109,11 +109,7 @@ export class Outbox {
       }
     } else if (this.waiting.size - this.offlineWaiting >= this.limits.window) {
       debug("%d publishes wait for the broker's receive maximum: refused", this.waiting.size);
-      return Promise.reject(
-        new MqttBridgeError("RATE_LIMITED", "too many publishes waiting for the broker", {
-          reasonCode: 0x97,
-        }),
-      );
+      return Promise.reject(rateLimited("too many publishes waiting for the broker", 0x97));
     }
     return new Promise<void>((resolve, reject) => {
       const entry = this.entry(topic, payload, opts, !link.connected(), resolve, reject);
@@ -137,7 +133,7 @@ export class Outbox {
   close(): void {
     for (const entry of [...this.waiting]) {
       this.leave(entry);
-      this.settle(entry, new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge is closed"));
+      this.settle(entry, closedError());
     }
   }
 
@@ -166,7 +162,7 @@ export class Outbox {
   private expire(entry: Entry): void {
     if (this.link.closed()) {
       this.leave(entry);
-      this.settle(entry, new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge is closed"));
+      this.settle(entry, closedError());
       return;
     }
     const waited = this.leave(entry);

@@ -323,18 +323,21 @@ export class Router {
 
   /** Takes the replay note a retained copy of `topic` with identifiers `ids` answers, if any. */
   private takeNote(topic: string, ids: number | number[] | undefined): boolean {
-    let until: number | undefined;
-    const take = (id: number) => {
-      const key = `${id}|${topic}`;
-      const t = this.replays.get(key);
-      if (t === undefined) return;
-      this.replays.delete(key);
-      until = Math.max(until ?? 0, t);
-    };
-    if (ids === undefined || !this.session.subscriptionIdentifiers) take(0);
-    else if (typeof ids === "number") take(ids);
-    else for (const id of ids) take(id);
-    return until !== undefined && until >= Date.now();
+    const now = Date.now();
+    if (ids === undefined || !this.session.subscriptionIdentifiers) return this.take(0, topic, now);
+    if (typeof ids === "number") return this.take(ids, topic, now);
+    let noted = false;
+    for (const id of ids) if (this.take(id, topic, now)) noted = true;
+    return noted;
+  }
+
+  /** Removes the note `id|topic`; true when it was there and still current. */
+  private take(id: number, topic: string, now: number): boolean {
+    const key = `${id}|${topic}`;
+    const until = this.replays.get(key);
+    if (until === undefined) return false;
+    this.replays.delete(key);
+    return until >= now;
   }
 
   /**

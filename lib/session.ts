@@ -5,7 +5,7 @@ import type { IConnackPacket, IPublishPacket, ISubscriptionGrant, MqttClient } f
 import { brokerError, estimatePacketSize, subackResult } from "./broker-answers";
 import { backoffDelay, endClient, ownClientOptions, refusesMqtt5 } from "./connect-options";
 import { Deadlines } from "./deadlines";
-import { MqttBridgeError } from "./errors";
+import { MqttBridgeError, closedError } from "./errors";
 import type { ResolvedOptions } from "./options";
 import type { SessionPublishOptions } from "./outbox";
 import { Outbox } from "./outbox";
@@ -289,7 +289,7 @@ export class Session extends EventEmitter<SessionEvents> {
   /** The error for an operation whose deadline passed. */
   private expired(what: string): MqttBridgeError {
     return this.closed
-      ? new MqttBridgeError("BROKER_UNAVAILABLE", "the bridge is closed")
+      ? closedError()
       : new MqttBridgeError("TIMEOUT", `no ${what} within ${this.opts.ackTimeoutMs} ms`);
   }
 

@@ -1,6 +1,6 @@
 import createDebug from "debug";
 import type { MqttBridgeError } from "./errors";
-import { MqttBridgeError as BridgeError } from "./errors";
+import { MqttBridgeError as BridgeError, closedError } from "./errors";
 import type { QoS } from "./protocol";
 import type { Session } from "./session";
 import type { BridgeStats } from "./stats";
@@ -345,7 +345,7 @@ export class SubscriptionTable {
     }
     this.version++;
     for (const [, entry] of filters) {
-      this.settle(entry, new BridgeError("BROKER_UNAVAILABLE", "the bridge is closing"));
+      this.settle(entry, closedError());
     }
     // best effort, and never long: a broker that stopped answering must not hold up close()
     // (a clean session drops its subscriptions with the connection anyway)

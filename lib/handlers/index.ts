@@ -1,5 +1,5 @@
 import type { Socket } from "socket.io";
-import { MqttBridgeError } from "../errors";
+import { rateLimited } from "../errors";
 import type { AckFailure } from "../protocol";
 import { TokenBucket } from "../rate-limit";
 import type { Ack, HandlerContext } from "./context";
@@ -41,18 +41,13 @@ function serial<T>(
 ): void {
   const ack = ackOf<T>(args);
   if (!state.subscribes.take()) {
-    const err = new MqttBridgeError("RATE_LIMITED", "subscribe rate exceeded", {
-      reasonCode: 0x96,
-    });
-    refuse(ctx, socket, ack as Ack<AckFailure>, err); // T is the request's ack: failures included
+    refuse(ctx, socket, ack as Ack<AckFailure>, rateLimited("subscribe rate exceeded")); // T is the request's ack: failures included
     return;
   }
   const key = filterOf(args[0]);
   if (key !== undefined && !state.chains.has(key) && state.chains.size >= state.maxChains) {
     // requests whose authorization hook never answers must not pile up
-    const err = new MqttBridgeError("RATE_LIMITED", "too many subscribe requests in progress", {
-      reasonCode: 0x96,
-    });
+    const err = rateLimited("too many subscribe requests in progress");
     refuse(ctx, socket, ack as Ack<AckFailure>, err);
     return;
   }

@@ -1,5 +1,5 @@
 import type { Socket } from "socket.io";
-import { MqttBridgeError, forbidden } from "../errors";
+import { MqttBridgeError, forbidden, rateLimited } from "../errors";
 import type { PublishAck } from "../protocol";
 import type { TokenBucket } from "../rate-limit";
 import { ORIGIN_PROPERTY, parsePublish } from "../validate";
@@ -22,7 +22,7 @@ export async function onPublish(
   let queued = false;
   try {
     if (!bucket.take()) {
-      throw new MqttBridgeError("RATE_LIMITED", "publish rate exceeded", { reasonCode: 0x96 });
+      throw rateLimited("publish rate exceeded");
     }
     const msg = parsePublish(raw, ctx.opts.limits, ctx.backend.mqtt5);
     const { authorizer } = ctx;

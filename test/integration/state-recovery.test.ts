@@ -7,6 +7,7 @@ import { expect } from "chai";
 import type { MqttClient } from "mqtt";
 import type { Socket as ClientSocket } from "socket.io-client";
 import type { MqttBridgeOptions } from "../../lib";
+import type { Harness } from "../support/harness";
 import { collect, request } from "../support/harness";
 import { onMosquitto5 } from "../support/mosquitto-suite";
 import { io as ioc } from "socket.io-client";
@@ -39,6 +40,31 @@ describe("connection state recovery never widens delivery (Mosquitto, MQTT 5)", 
   async function publish(d: MqttClient, topic: string, payload: string): Promise<void> {
     await d.publishAsync(topic, payload, { qos: 1 });
   }
+
+  /**
+   * Socket E and a keeper (which keeps E's rooms alive while it is away) each `enter` their rooms,
+   * E first; then E receives `first` on `topic` (an offset to recover from) and is cut off.
+   */
+  async function awayWithKeeper(
+    hh: Harness,
+    enter: (c: ClientSocket, isE: boolean) => Promise<unknown>,
+    topic: string,
+    first: string,
+  ) {
+    const d = await hh.device();
+    const e = await hh.client();
+    const keeper = await hh.client();
+    const eBox = collect(e);
+    await enter(e, true);
+    await enter(keeper, false);
+    await publish(d, topic, first);
+    await waitFor(() => eBox.messages.length === 1);
+    await cut(e);
+    return { d, e, eBox };
+  }
+
+  const subscribed = async (c: ClientSocket, filter: string) =>
+    expect((await request(c, "mqtt.subscribe", filter)).ok).to.equal(true);
 
   it("does not replay another user's messages once their room emptied", async () => {
     const t = uniq();
@@ -99,17 +125,11 @@ describe("connection state recovery never widens delivery (Mosquitto, MQTT 5)", 
     const hh = await setup({
       allow: { subscribe: (_s, f) => allowed || f.endsWith("/open"), publish: ["#"] },
     });
-    const d = await hh.device();
-    const e = await hh.client();
-    const keeper = await hh.client(); // keeps the room alive while E is away
-    const eBox = collect(e);
-    for (const c of [e, keeper]) {
-      expect((await request(c, "mqtt.subscribe", `${t}/secret`)).ok).to.equal(true);
-    }
-    expect((await request(e, "mqtt.subscribe", `${t}/open`)).ok).to.equal(true);
-    await publish(d, `${t}/secret`, "s1");
-    await waitFor(() => eBox.messages.length === 1);
-    await cut(e);
+    const enter = async (c: ClientSocket, isE: boolean) => {
+      await subscribed(c, `${t}/secret`);
+      if (isE) await subscribed(c, `${t}/open`);
+    };
+    const { d, e, eBox } = await awayWithKeeper(hh, enter, `${t}/secret`, "s1");
     await publish(d, `${t}/secret`, "s2-missed");
     await publish(d, `${t}/open`, "o1-missed");
     allowed = false; // E's rights to the secret filter are revoked while it is away
@@ -135,16 +155,8 @@ describe("connection state recovery never widens delivery (Mosquitto, MQTT 5)", 
     const hh = await setup({
       allow: { subscribe: (_s, f) => Promise.resolve(f.startsWith(t)), publish: ["#"] },
     });
-    const d = await hh.device();
-    const e = await hh.client();
-    const keeper = await hh.client();
-    const eBox = collect(e);
-    for (const c of [e, keeper]) {
-      expect((await request(c, "mqtt.subscribe", `${t}/a`)).ok).to.equal(true);
-    }
-    await publish(d, `${t}/a`, "m1");
-    await waitFor(() => eBox.messages.length === 1);
-    await cut(e);
+    const enter = (c: ClientSocket) => subscribed(c, `${t}/a`);
+    const { d, e, eBox } = await awayWithKeeper(hh, enter, `${t}/a`, "m1");
     for (const p of ["m2", "m3", "m4"]) await publish(d, `${t}/a`, p);
     expect(await recover(e)).to.equal(true);
     await publish(d, `${t}/a`, "m5");
@@ -161,16 +173,8 @@ describe("connection state recovery never widens delivery (Mosquitto, MQTT 5)", 
     const hh = await setup({
       allow: { subscribe: () => new Promise((r) => setTimeout(() => r(true), 150)), publish: [] },
     });
-    const d = await hh.device();
-    const e = await hh.client();
-    const keeper = await hh.client();
-    const eBox = collect(e);
-    for (const c of [e, keeper]) {
-      expect((await request(c, "mqtt.subscribe", `${t}/a`)).ok).to.equal(true);
-    }
-    await publish(d, `${t}/a`, "m1");
-    await waitFor(() => eBox.messages.length === 1);
-    await cut(e);
+    const enter = (c: ClientSocket) => subscribed(c, `${t}/a`);
+    const { e } = await awayWithKeeper(hh, enter, `${t}/a`, "m1");
     const back = onceEvent(e, "connect");
     e.connect();
     await back;
@@ -184,16 +188,12 @@ describe("connection state recovery never widens delivery (Mosquitto, MQTT 5)", 
   it("keeps a prefixed room that server code joined (not subject to allow rules) on recovery", async () => {
     const t = uniq();
     const hh = await setup({ allow: { subscribe: [`${t}/own/#`], publish: ["#"] } });
-    const d = await hh.device();
-    const e = await hh.client();
-    const keeper = await hh.client();
-    const eBox = collect(e);
     const room = hh.bridge.room(`${t}/app`); // the app puts sockets in it itself
-    for (const c of [e, keeper]) await hh.serverSocket(c.id!)!.join(room);
-    expect((await request(e, "mqtt.subscribe", `${t}/own/x`)).ok).to.equal(true);
-    await publish(d, `${t}/app`, "a1");
-    await waitFor(() => eBox.messages.length === 1);
-    await cut(e);
+    const enter = async (c: ClientSocket, isE: boolean) => {
+      await hh.serverSocket(c.id!)!.join(room);
+      if (isE) await subscribed(c, `${t}/own/x`);
+    };
+    const { d, e, eBox } = await awayWithKeeper(hh, enter, `${t}/app`, "a1");
     await publish(d, `${t}/app`, "a2-missed");
     expect(await recover(e)).to.equal(true);
     await publish(d, `${t}/app`, "a3");
@@ -206,16 +206,13 @@ describe("connection state recovery never widens delivery (Mosquitto, MQTT 5)", 
   it("keeps a server-joined prefixed room of a socket that never subscribed itself", async () => {
     const t = uniq();
     const hh = await setup({}); // deny everything: the app's joins are not governed by allow
-    const d = await hh.device();
-    const e = await hh.client();
-    const keeper = await hh.client();
-    const eBox = collect(e);
     const room = hh.bridge.room(`${t}/app`);
-    for (const c of [e, keeper]) await hh.serverSocket(c.id!)!.join(room);
-    await waitFor(() => hh.stats().brokerSubscriptions === 1); // a join does not wait for SUBACK
-    await publish(d, `${t}/app`, "a1");
-    await waitFor(() => eBox.messages.length === 1);
-    await cut(e);
+    const enter = async (c: ClientSocket, isE: boolean) => {
+      await hh.serverSocket(c.id!)!.join(room);
+      // a join does not wait for the SUBACK
+      if (!isE) await waitFor(() => hh.stats().brokerSubscriptions === 1);
+    };
+    const { d, e, eBox } = await awayWithKeeper(hh, enter, `${t}/app`, "a1");
     await publish(d, `${t}/app`, "a2-missed");
     expect(await recover(e)).to.equal(true);
     await publish(d, `${t}/app`, "a3");
