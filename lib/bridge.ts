@@ -7,6 +7,8 @@ import { createForward } from "./cluster/forward";
 import { attachWorker } from "./cluster/worker";
 import type { Core, CoreDeps } from "./core";
 import { firstConnection } from "./core";
+import { Lanes } from "./delivery/lanes";
+import { isMarker } from "./delivery/markers";
 import { createEmbedded } from "./embedded";
 import { MqttBridgeError } from "./errors";
 import type { HandlerContext } from "./handlers";
@@ -17,6 +19,7 @@ import type { MessageProperties, QoS } from "./protocol";
 import { RecoveryGuard } from "./recovered";
 import type { BridgeStats } from "./stats";
 import { createStats, snapshot } from "./stats";
+import { matches } from "./topic";
 import { checkFilter, parsePublish } from "./validate";
 
 const debug = createDebug("socket.io-mqtt-bridge:bridge");
@@ -93,9 +96,20 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
   const emitter = new EventEmitter<BridgeEvents>();
   const stats = createStats();
   let warned = false;
+  /** Whether a bridged room of `socket` still wants `topic`. */
+  const wants = (socket: Socket, topic: string): boolean => {
+    for (const room of socket.rooms) {
+      if (!core.rooms.isBridged(socket.nsp, room)) continue;
+      for (const filter of core.rooms.filtersOf(room) ?? [])
+        if (matches(filter, topic)) return true;
+    }
+    return false;
+  };
+  const lanes = new Lanes(opts, stats, wants);
   const deps: CoreDeps = {
     opts,
     stats,
+    lanes,
     events: emitter,
     fail(err) {
       if (emitter.listenerCount("error") > 0) {
@@ -125,6 +139,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
     authorizer,
     stats,
     clientRooms,
+    lanes,
     offlineQueued: { count: 0 },
   };
   const guard = new RecoveryGuard(opts, authorizer, core.rooms, clientRooms, stats);
@@ -140,7 +155,9 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
     socket.once("disconnect", () => {
       sockets.get(socket)?.();
       sockets.delete(socket);
+      lanes.untrack(socket);
     });
+    lanes.track(socket);
     if (socket.recovered) guard.recovered(socket);
     else clientRooms.track(socket);
   }
@@ -169,6 +186,9 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       if (typeof room !== "string" || room.length === 0) {
         throw new MqttBridgeError("INVALID_ARGUMENT", "room must be a non-empty string");
       }
+      if (isMarker(room)) {
+        throw new MqttBridgeError("INVALID_ARGUMENT", `room "${room}" is reserved by the bridge`);
+      }
       core.rooms.route(filter, room);
     },
     unsubscribe(filter: string, room: string): void {
@@ -195,6 +215,9 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       stats.brokerSubscriptions = core.brokerSubscriptions();
       stats.rooms = core.rooms.rooms;
       Object.assign(stats.retained, core.retainedCache());
+      const d = stats.delivery;
+      d.slow = lanes.slowNow;
+      d.messagesPerFrame = d.frames === 0 ? 0 : Math.round((d.messages / d.frames) * 100) / 100;
       return snapshot(stats);
     },
     attach(target: Server | Namespace): void {
@@ -209,6 +232,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
         for (const detach of sockets.values()) detach();
         sockets.clear();
         guard.close();
+        lanes.close();
         await core.close();
         debug("closed");
       })();

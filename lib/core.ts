@@ -1,4 +1,5 @@
 import type { Namespace } from "socket.io";
+import type { Lanes } from "./delivery/lanes";
 import { MqttBridgeError } from "./errors";
 import type { ResolvedOptions } from "./options";
 import type { QoS } from "./protocol";
@@ -41,6 +42,8 @@ export interface CoreDeps {
   events: BridgeEventEmitter;
   /** Reports an operational error (emitted as `error`, or warned once). */
   fail(err: Error): void;
+  /** The delivery lanes of this node's sockets. */
+  lanes: Lanes;
 }
 
 /** One topology's implementation behind the public bridge object. */

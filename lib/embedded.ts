@@ -1,26 +1,25 @@
 import createDebug from "debug";
 import type { Namespace } from "socket.io";
 import { createDecoder } from "./codec";
+import { Broadcaster } from "./delivery/broadcaster";
 import type { Backend, Core, CoreDeps } from "./core";
 import { createReady } from "./core";
 import { MqttBridgeError } from "./errors";
 import { unsubscribedNotice } from "./notify";
 import { RoomTracker } from "./rooms";
-import type { Broadcast } from "./router";
 import { Router } from "./router";
 import { Session, backoffDelay } from "./session";
 import { SubscriptionTable } from "./subscriptions";
 
 const debug = createDebug("socket.io-mqtt-bridge:subscriptions");
 
-/** socket.io-parser's EVENT packet type (its PacketType.EVENT). */
-const EVENT_PACKET = 2;
-
 /** The embedded core, with the parts the worker topology builds on. */
 export interface EmbeddedCore extends Core {
   session: Session;
   table: SubscriptionTable;
   router: Router;
+  /** The delivery stage: the only writer of live messages to sockets. */
+  delivery: Broadcaster;
 }
 
 /**
@@ -28,13 +27,16 @@ export interface EmbeddedCore extends Core {
  * (the embedded topology) each node has its own broker subscriptions for its own sockets, so
  * messages go to local sockets only (`nsp.local`): a cluster-wide emit from every node would reach
  * remote sockets once per node. With `scope: "cluster"` (the worker) the one bridge of the cluster
- * emits through the adapter.
+ * emits through the adapter. Messages go to sockets through the delivery stage
+ * (lib/delivery/broadcaster.ts).
  */
 export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): EmbeddedCore {
   const { opts, stats, events } = deps;
   const session = new Session(opts, stats);
-  /** The namespaces the router emits to (a Set of its own: iterated per message). */
+  /** The namespaces the bridge serves. */
   const namespaces = new Set<Namespace>();
+  const delivery = new Broadcaster(opts, stats, deps.lanes, scope);
+  deps.lanes.sees = true;
 
   const table: SubscriptionTable = new SubscriptionTable(
     session,
@@ -63,36 +65,19 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
   const rooms = new RoomTracker(opts, {
     acquire: (filter, room) => table.acquire(filter, room),
     release: (filter, room) => table.release(filter, room),
+    // what was published before the join is not for the joiner: it gets the retained state
+    joined: (socket, others) => delivery.flush({ id: socket.id, others }),
     join: (_nsp, socket, filters, others) =>
       router.replay(filters, others, (m) => socket.emit(opts.events.message, m)),
   });
 
-  // Straight to the adapter, as BroadcastOperator.emit does (one encode per broadcast), without
-  // building operators per message. `flags.local` keeps the embedded topology's emits on this node.
-  // Adapters with connection state recovery keep `opts` by reference for later replays: every
-  // structure handed over here is never changed afterwards (room sets are replaced, not edited;
-  // `flags` is frozen; `none` is never written to; `data` is new per broadcast and namespace).
-  const flags = Object.freeze(scope === "local" ? { local: true } : {});
-  const none: ReadonlySet<string> = new Set<string>();
-  const broadcast: Broadcast = (targets, except, message) => {
-    const exceptRooms = except === undefined ? none : new Set([except]);
-    for (const nsp of namespaces) {
-      // an array per namespace: an adapter with recovery appends its offset to it
-      const data = [opts.events.message, message];
-      nsp.adapter.broadcast(
-        { type: EVENT_PACKET, data, nsp: nsp.name },
-        // the adapter's types ask for Sets it may change; it only reads them
-        { rooms: targets as Set<string>, except: exceptRooms as Set<string>, flags },
-      );
-    }
-  };
   const router: Router = new Router(
     opts,
     session,
     table,
     stats,
     createDecoder(opts.decode),
-    broadcast,
+    (targets, except, message, bytes) => delivery.send(targets, except, message, bytes),
   );
 
   const ready = createReady();
@@ -136,6 +121,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     session,
     table,
     router,
+    delivery,
     backend,
     rooms,
     ready: ready.promise,
@@ -146,9 +132,11 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     retainedCache: () => ({ cached: router.retained.size, evicted: router.retained.evicted }),
     attach(nsp) {
       namespaces.add(nsp);
+      delivery.attach(nsp);
       rooms.attach(nsp);
     },
     async close() {
+      delivery.close();
       rooms.close();
       await table.close();
       await session.close();

@@ -4,6 +4,8 @@
  */
 export { mqttBridge } from "./bridge";
 export type { BridgeEvents, MqttBridge, PublishOptions } from "./bridge";
+export { DEFAULT_DELIVERY } from "./delivery/options";
+export type { DeliveryOptions, SlowPolicy } from "./delivery/options";
 export { MqttBridgeError } from "./errors";
 export {
   DEFAULT_ACK_TIMEOUT_MS,
@@ -30,6 +32,8 @@ export type {
   BridgeClientToServerEvents,
   BridgeMessage,
   BridgeServerToClientEvents,
+  DeliveryAck,
+  DeliveryRequest,
   ErrorCode,
   EventNames,
   MessageProperties,

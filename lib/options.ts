@@ -5,6 +5,8 @@ import type { KnownKeys } from "./option-keys";
 import { checkKnownKeys } from "./option-keys";
 import type { EventNames, PublishRequest } from "./protocol";
 import { DEFAULT_EVENTS } from "./protocol";
+import type { DeliveryOptions } from "./delivery/options";
+import { DEFAULT_DELIVERY, resolveDelivery } from "./delivery/options";
 import type { Limits } from "./limits";
 import { DEFAULT_LIMITS } from "./limits";
 
@@ -118,6 +120,8 @@ export interface MqttBridgeOptions {
   topology?: Topology;
   /** Timing of the worker topology. */
   cluster?: Partial<ClusterOptions>;
+  /** Slow sockets and batched frames (README, "Slow sockets and batched frames"). */
+  delivery?: Partial<DeliveryOptions>;
 }
 
 /** Options with every default applied; internal code only sees this. */
@@ -135,6 +139,7 @@ export interface ResolvedOptions {
   reconnect: ReconnectOptions;
   topology: Topology;
   cluster: ClusterOptions;
+  delivery: DeliveryOptions;
 }
 
 /** The default reconnect backoff. */
@@ -168,6 +173,7 @@ const TOP_LEVEL: Record<keyof MqttBridgeOptions, true> = {
   reconnect: true,
   topology: true,
   cluster: true,
+  delivery: true,
 };
 const ALLOW: Record<keyof AllowOptions, true> = { subscribe: true, publish: true, retain: true };
 const KNOWN_KEYS: KnownKeys = {
@@ -178,6 +184,7 @@ const KNOWN_KEYS: KnownKeys = {
     limits: Object.keys(DEFAULT_LIMITS),
     reconnect: Object.keys(DEFAULT_RECONNECT),
     cluster: Object.keys(DEFAULT_CLUSTER),
+    delivery: Object.keys(DEFAULT_DELIVERY),
   },
 };
 
@@ -359,6 +366,7 @@ export function resolveOptions(opts: MqttBridgeOptions = {}): ResolvedOptions {
   return {
     topology,
     cluster,
+    delivery: resolveDelivery(own(opts, "delivery")),
     mqtt: resolveMqtt(own(opts, "mqtt")),
     closeClient: bool("closeClient", own(opts, "closeClient"), false),
     allow: allowResolved,

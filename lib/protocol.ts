@@ -78,6 +78,11 @@ export interface BridgeMessage<P = unknown> {
   retain: boolean;
   /** MQTT 5 properties, present only when the message carried some. */
   properties?: MessageProperties;
+  /**
+   * Messages of this topic the socket will never see: it was slow, and they were replaced by this
+   * one (`delivery.slow: "conflate"`) or dropped (`"drop"`). Absent when none.
+   */
+  skipped?: number;
 }
 
 /** What a socket sends with `mqtt.subscribe`: a filter or an object. */
@@ -107,6 +112,10 @@ export interface EventNames {
   subscribe: string;
   /** client → server, default `"mqtt.unsubscribe"` */
   unsubscribe: string;
+  /** server → client, default `"mqtt.messages"`: several messages in one frame, in order. */
+  messages: string;
+  /** client → server, default `"mqtt.options"`: how the socket wants to be delivered to. */
+  options: string;
 }
 
 /** The default event names of API.md. */
@@ -116,13 +125,25 @@ export const DEFAULT_EVENTS: Readonly<EventNames> = Object.freeze({
   publish: "mqtt.publish",
   subscribe: "mqtt.subscribe",
   unsubscribe: "mqtt.unsubscribe",
+  messages: "mqtt.messages",
+  options: "mqtt.options",
 });
+
+/** What a socket sends with `mqtt.options` (unknown keys are ignored). */
+export interface DeliveryRequest {
+  /** Receive the messages of one event-loop turn as one `mqtt.messages` array. */
+  batch?: boolean;
+}
+
+/** The acknowledgement of `mqtt.options`: what the server will do. */
+export type DeliveryAck = { ok: true; batch: boolean } | AckFailure;
 
 /** Socket.IO event map of what clients send to the server (default event names). */
 export interface BridgeClientToServerEvents {
   "mqtt.subscribe": (request: SubscribeRequest, ack?: (res: SubscribeAck) => void) => void;
   "mqtt.unsubscribe": (filter: string, ack?: (res: UnsubscribeAck) => void) => void;
   "mqtt.publish": (request: PublishRequest, ack?: (res: PublishAck) => void) => void;
+  "mqtt.options": (request: DeliveryRequest, ack?: (res: DeliveryAck) => void) => void;
 }
 
 /**
@@ -143,4 +164,5 @@ export interface UnsubscribedNotice {
 export interface BridgeServerToClientEvents {
   "mqtt.message": (message: BridgeMessage) => void;
   "mqtt.unsubscribed": (notice: UnsubscribedNotice) => void;
+  "mqtt.messages": (messages: BridgeMessage[]) => void;
 }

@@ -68,15 +68,19 @@ export class RecoveryGuard {
     };
   }
 
-  private isBridgeMessage(data: unknown[]): boolean {
-    return data[0] === this.opts.events.message;
-  }
-
   private hold(session: RestoredSession): void {
+    const { message, messages } = this.opts.events;
     const packets: unknown[][] = [];
     session.missedPackets = session.missedPackets.filter((data) => {
-      if (!Array.isArray(data) || !this.isBridgeMessage(data)) return true;
-      packets.push(data);
+      if (!Array.isArray(data)) return true;
+      if (data[0] === message) {
+        packets.push(data);
+      } else if (data[0] === messages && Array.isArray(data[1])) {
+        // a batched frame: held message by message, each checked on its own
+        for (const m of data[1] as unknown[]) packets.push([message, m]);
+      } else {
+        return true;
+      }
       return false;
     });
     this.drop(session.sid);

@@ -1,4 +1,5 @@
 import type { Namespace, Socket } from "socket.io";
+import { isMarker } from "./delivery/markers";
 import type { ResolvedOptions } from "./options";
 import { checkFilter } from "./validate";
 
@@ -20,6 +21,11 @@ export interface RoomHooks {
    * filters of the socket's other bridged rooms (state it already has through them).
    */
   join(nsp: Namespace, socket: Socket, filters: ReadonlySet<string>, others: string[]): void;
+  /**
+   * A socket joined a live bridged room (any join, before {@link join}); `others`: the filters of
+   * its other bridged rooms.
+   */
+  joined?(socket: Socket, others: readonly string[]): void;
 }
 
 /**
@@ -52,6 +58,7 @@ export class RoomTracker {
 
   /** The filters a room is routed to: explicit routes plus the one its prefixed name encodes. */
   filtersOf(room: string): Set<string> | undefined {
+    if (isMarker(room)) return undefined; // the delivery stage's own rooms
     const explicit = this.routes.get(room);
     let implicit: string | undefined;
     if (room.startsWith(this.opts.roomPrefix)) {
@@ -82,13 +89,14 @@ export class RoomTracker {
     const onJoin = (room: string, id: string) => {
       const filters = link.live.get(room);
       const socket = nsp.sockets.get(id);
-      if (room === id || !filters || !socket || !this.opts.retained) return;
+      if (room === id || !filters || !socket) return;
       const others: string[] = [];
       for (const r of socket.rooms) {
         const f = r === room ? undefined : link.live.get(r);
         if (f) others.push(...f);
       }
-      this.hooks.join(nsp, socket, filters, others);
+      this.hooks.joined?.(socket, others);
+      if (this.opts.retained) this.hooks.join(nsp, socket, filters, others);
     };
     adapter.on("create-room", onCreate);
     adapter.on("delete-room", onDelete);

@@ -61,13 +61,14 @@ function fingerprint(p: MessageProperties | undefined): string {
 }
 
 /**
- * Emits one message to a set of rooms, leaving out the origin socket when there is one. The
- * embedded topology emits to local sockets only; the worker emits through the adapter.
+ * Sends one message to a set of rooms, leaving out the origin socket when there is one (the
+ * delivery stage; `bytes`: the topic's and raw payload's length, for its bounds).
  */
 export type Broadcast = (
   rooms: ReadonlySet<string>,
   except: string | undefined,
   message: BridgeMessage,
+  bytes: number,
 ) => void;
 
 /** Where a topic goes, as of a version of the subscription table (kept for unions only). */
@@ -301,7 +302,8 @@ export class Router {
     const origin = this.opts.echo
       ? undefined
       : packet.properties?.userProperties?.[ORIGIN_PROPERTY];
-    this.broadcast(rooms, typeof origin === "string" ? origin : undefined, message);
+    const except = typeof origin === "string" ? origin : undefined;
+    this.broadcast(rooms, except, message, topic.length + payload.length);
     stats.delivered++;
   }
 

@@ -74,6 +74,23 @@ export interface BridgeStats {
   rejected: Record<ErrorCode, number>;
   /** Acks the bridge could not send because the client gave no callback. */
   noAckCallback: number;
+  /** How messages reached sockets (README, "Slow sockets and batched frames"). */
+  delivery: {
+    /** Sockets of this node that are slow now. */
+    slow: number;
+    /** Messages a slow socket will never see: a newer one of the topic replaced them. */
+    conflated: number;
+    /** Messages not sent to slow sockets (`delivery.slow: "drop"`). */
+    dropped: number;
+    /** Sockets disconnected for being slow (the policy, or past a bound on what waits). */
+    disconnected: number;
+    /** Frames handed to Socket.IO for messages (each encoded once for all its sockets). */
+    frames: number;
+    /** Messages those frames carried. */
+    messages: number;
+    /** messages / frames (0 before any). */
+    messagesPerFrame: number;
+  };
   /** The worker topology's messages between nodes and worker. */
   cluster: {
     /** Malformed cluster messages (or parts of them) dropped unread. */
@@ -119,6 +136,15 @@ export function createStats(): BridgeStats {
       TIMEOUT: 0,
     },
     noAckCallback: 0,
+    delivery: {
+      slow: 0,
+      conflated: 0,
+      dropped: 0,
+      disconnected: 0,
+      frames: 0,
+      messages: 0,
+      messagesPerFrame: 0,
+    },
     cluster: { invalid: 0, repaired: 0 },
   };
 }

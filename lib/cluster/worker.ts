@@ -73,6 +73,8 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
     if (!report) return drop("report: malformed");
     // first the joiners' state, from the cache as it is before any new filter is subscribed
     for (const join of report.joins) {
+      // what was published before the report is not for the joiner: it gets the retained state
+      core.delivery.flush({ id: join.socket, others: join.others });
       core.router.replay(join.filters, join.others, (m) =>
         nsp.to(join.socket).emit(opts.events.message, m),
       );

@@ -6,6 +6,7 @@ import { toAck } from "../errors";
 import type { ResolvedOptions } from "../options";
 import type { AckFailure } from "../protocol";
 import type { Backend } from "../core";
+import type { Lanes } from "../delivery/lanes";
 import type { RoomTracker } from "../rooms";
 import type { BridgeStats } from "../stats";
 
@@ -20,6 +21,8 @@ export interface HandlerContext {
   stats: BridgeStats;
   /** The rooms sockets joined through their own `mqtt.subscribe`. */
   clientRooms: ClientRooms;
+  /** How each socket is delivered to (`mqtt.options`). */
+  lanes: Lanes;
   /** Socket publishes queued while the broker is offline. */
   offlineQueued: { count: number };
 }

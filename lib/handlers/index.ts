@@ -4,6 +4,7 @@ import type { AckFailure } from "../protocol";
 import { TokenBucket } from "../rate-limit";
 import type { Ack, HandlerContext } from "./context";
 import { ackOf, refuse } from "./context";
+import { onOptions } from "./options";
 import { onPublish } from "./publish";
 import { onSubscribe } from "./subscribe";
 import { onUnsubscribe } from "./unsubscribe";
@@ -90,6 +91,7 @@ export function attachHandlers(ctx: HandlerContext, socket: Socket): () => void 
       events.publish,
       (...args) => void onPublish(ctx, socket, state.publishes, args[0], ackOf(args)),
     ],
+    [events.options, (...args) => onOptions(ctx, socket, args[0], ackOf(args))],
   ];
   for (const [event, fn] of handlers) socket.on(event, fn);
   return () => {

@@ -13,6 +13,7 @@ import {
   type Limits,
   type MqttBridgeOptions,
 } from "../../lib/options";
+import { DEFAULT_DELIVERY } from "../../lib/delivery/options";
 import { DEFAULT_EVENTS } from "../../lib/protocol";
 
 /** The option message shape of STYLE.md B.5: Expected `name` to be …, got `value` (type). */
@@ -56,6 +57,8 @@ describe("options", () => {
             publish: "mqtt.publish",
             subscribe: "mqtt.subscribe",
             unsubscribe: "mqtt.unsubscribe",
+            messages: "mqtt.messages",
+            options: "mqtt.options",
           },
           roomPrefix: "mqtt:",
           ackTimeoutMs: 10_000,
@@ -79,6 +82,14 @@ describe("options", () => {
           },
           reconnect: { minDelayMs: 1000, maxDelayMs: 30_000, jitter: 0.2 },
           topology: "embedded",
+          delivery: {
+            batch: true,
+            maxBatch: 256,
+            highWaterMark: 1_048_576,
+            slow: "conflate",
+            maxWaitingBytes: 67_108_864,
+            checkMs: 100,
+          },
           cluster: { heartbeatMs: 1000, workerTimeoutMs: 3500, syncIntervalMs: 5000 },
         });
       }
@@ -189,6 +200,8 @@ describe("options", () => {
     it("renames events and keeps the others at their defaults", () => {
       expect(resolveOptions({ events: { message: "msg", publish: "pub" } }).events).to.deep.equal({
         message: "msg",
+        messages: "mqtt.messages",
+        options: "mqtt.options",
         unsubscribed: "mqtt.unsubscribed",
         publish: "pub",
         subscribe: "mqtt.subscribe",
@@ -414,11 +427,12 @@ describe("options", () => {
       [{ reconnect: { jiter: 0.1 } }, "reconnect.jiter", "reconnect.jitter"],
       [{ cluster: { heartbeat: 100 } }, "cluster.heartbeat", "cluster.heartbeatMs"],
       [{ cluster: { syncInterval: 100 } }, "cluster.syncInterval", "cluster.syncIntervalMs"],
-      [{ events: { messages: "m" } }, "events.messages", "events.message"],
+      [{ events: { mesage: "m" } }, "events.mesage", "events.message"],
       [{ events: { sub: "s" } }, "events.sub", "events.subscribe"],
       // a nested key given at the top level
       [{ payloadBytes: 1 }, "payloadBytes", "limits.payloadBytes"],
       [{ heartbeatMs: 1 }, "heartbeatMs", "cluster.heartbeatMs"],
+      [{ delivery: { highWatermark: 1 } }, "delivery.highWatermark", "delivery.highWaterMark"],
     ];
     for (const [opts, name, suggestion] of typos) {
       it(`refuses \`${name}\` and suggests \`${suggestion}\``, () => {
@@ -455,6 +469,7 @@ describe("options", () => {
       expect(() => resolve({ reconnect: { ...DEFAULT_RECONNECT } })).not.to.throw();
       expect(() => resolve({ events: { ...DEFAULT_EVENTS } })).not.to.throw();
       expect(() => resolve({ cluster: { ...DEFAULT_CLUSTER } })).not.to.throw();
+      expect(() => resolve({ delivery: { ...DEFAULT_DELIVERY } })).not.to.throw();
       expect(() => resolve({ allow: { subscribe: [], publish: [], retain: [] } })).not.to.throw();
     });
 
@@ -473,6 +488,7 @@ describe("options", () => {
         reconnect: {},
         topology: "embedded",
         cluster: {},
+        delivery: {},
       };
       expect(() => resolve(opts)).not.to.throw();
     });
