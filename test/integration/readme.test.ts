@@ -99,6 +99,12 @@ const TS_BLOCKS: TsBlock[] = [
     prelude: ["declare function render(topic: string, payload: unknown): void;"],
   },
   {
+    name: "delivery options",
+    match: /^mqttBridge\(\{\n {2}delivery:/,
+    fragment: "the options object of a bridge, shown alone: the rest is the minimal server's",
+    prelude: ['import { mqttBridge } from "socket.io-mqtt-bridge";'],
+  },
+  {
     name: "forward web node",
     match: /topology: "forward"/,
     fragment:

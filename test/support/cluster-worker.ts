@@ -139,11 +139,18 @@ export class WorkerWorld {
   /** A web node in this process, with its own `allow` rules. */
   async startNode(
     allow: MqttBridgeOptions["allow"] = { subscribe: ["#"], publish: ["#"], retain: ["#"] },
+    extra: MqttBridgeOptions = {},
   ): Promise<WebNode> {
     const { adapter, disconnect } = this.adapter();
     const http = createServer();
     const io = new Server(http, { adapter });
-    const bridge = mqttBridge({ topology: "forward", allow, cluster: TIMING, ackTimeoutMs: 3000 });
+    const bridge = mqttBridge({
+      topology: "forward",
+      allow,
+      cluster: TIMING,
+      ackTimeoutMs: 3000,
+      ...extra,
+    });
     bridge.on("error", () => undefined);
     io.use(bridge);
     await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));

@@ -56,7 +56,12 @@ export interface Harness {
    * A connected client; closed by `close()`. Clients go to the nodes round-robin unless `node`
    * (an index into `ios`) is given.
    */
-  client(opts?: { auth?: Record<string, unknown>; node?: number }): Promise<ClientSocket>;
+  client(opts?: {
+    auth?: Record<string, unknown>;
+    node?: number;
+    /** Default: WebSocket only. */
+    transports?: ("polling" | "websocket")[];
+  }): Promise<ClientSocket>;
   /** The node a client of this harness is connected to. */
   nodeOf(client: ClientSocket): number;
   /** The server-side socket of a client id, on whichever node holds it. */
@@ -157,7 +162,7 @@ export async function createHarness(
     async client(o = {}) {
       const node = o.node ?? next++ % count;
       const socket = ioc(`http://127.0.0.1:${ports[node]}`, {
-        transports: ["websocket"],
+        transports: o.transports ?? ["websocket"],
         forceNew: true,
         reconnectionDelay: 50,
         reconnectionDelayMax: 200,
