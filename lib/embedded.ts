@@ -27,7 +27,7 @@ export interface EmbeddedCore extends Core {
  * (the embedded topology) each node has its own broker subscriptions for its own sockets, so
  * messages go to local sockets only (`nsp.local`): a cluster-wide emit from every node would reach
  * remote sockets once per node. With `scope: "cluster"` (the worker) the one bridge of the cluster
- * emits through the adapter. Messages go to sockets through the delivery stage
+ * tells the nodes (lib/cluster/worker.ts). Messages go to sockets through the delivery stage
  * (lib/delivery/broadcaster.ts).
  */
 export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): EmbeddedCore {
@@ -35,8 +35,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
   const session = new Session(opts, stats);
   /** The namespaces the bridge serves. */
   const namespaces = new Set<Namespace>();
-  const delivery = new Broadcaster(opts, stats, deps.lanes, scope);
-  deps.lanes.sees = true;
+  const delivery = new Broadcaster(opts, stats, deps.lanes);
 
   const table: SubscriptionTable = new SubscriptionTable(
     session,

@@ -2,11 +2,13 @@ import createDebug from "debug";
 import type { Namespace } from "socket.io";
 import type { Backend, Core, CoreDeps } from "../core";
 import { createReady } from "../core";
+import { Broadcaster } from "../delivery/broadcaster";
 import { MqttBridgeError } from "../errors";
 import type { QoS } from "../protocol";
 import { RoomTracker } from "../rooms";
 import type { Drop } from "./checks";
 import { checkAck, checkReply, checkStatus } from "./checks";
+import { checkFrame } from "./deliver";
 import type {
   ReplayRequest,
   RoomOp,
@@ -21,11 +23,16 @@ import { ClusterListeners, EVENTS, nodeId, toWire } from "./messages";
 
 const debug = createDebug("socket.io-mqtt-bridge:forward");
 
+/** The most messages a frame from the worker may hold (the largest `delivery.maxBatch`). */
+const MAX_FRAME_MESSAGES = 65_536;
+
 /**
  * A web node of the worker topology: sockets, their identity and authorization live here; the
  * broker connection lives in the worker. Bridged rooms are reported to the worker as they appear
  * and disappear (and again whenever it asks), subscriptions and publishes are forwarded through
  * the adapter with `serverSideEmit`, and the worker's answers travel back to the socket's ack.
+ * The worker's messages arrive as frames ({@link EVENTS.deliver}) that this node delivers to its
+ * own sockets through its own delivery stage: batching and slow sockets are handled here.
  */
 export function createForward(deps: CoreDeps): Core {
   const { opts, events } = deps;
@@ -41,6 +48,19 @@ export function createForward(deps: CoreDeps): Core {
   let closed = false;
 
   const ready = createReady();
+  const delivery = new Broadcaster(opts, deps.stats, deps.lanes);
+
+  /** Delivers a frame of the worker's messages to this node's sockets. */
+  function receive(nsp: Namespace, raw: unknown): void {
+    const frame = checkFrame(raw, MAX_FRAME_MESSAGES);
+    if (!frame) return drop("deliver: malformed");
+    let here = false;
+    for (const room of frame.rooms) if ((here = nsp.adapter.rooms.has(room))) break;
+    if (!here) return; // none of its sockets is in these rooms: the messages are not even parsed
+    const messages = frame.messages();
+    if (!messages) return drop("deliver: malformed messages");
+    delivery.deliver(nsp, frame.rooms, frame.except, messages, frame.sizes);
+  }
 
   const drop: Drop = (what) => {
     deps.stats.cluster.invalid++;
@@ -213,6 +233,8 @@ export function createForward(deps: CoreDeps): Core {
       if (closed) return;
       namespaces.push(nsp);
       rooms.attach(nsp);
+      delivery.attach(nsp);
+      on(nsp, EVENTS.deliver, (raw: unknown) => receive(nsp, raw));
       on(nsp, EVENTS.heartbeat, (raw: unknown) => {
         const s = checkStatus(raw);
         if (s) onStatus(s);
@@ -248,6 +270,7 @@ export function createForward(deps: CoreDeps): Core {
         flush(nsp);
       }
       rooms.close();
+      delivery.close();
       ready.closed();
       return Promise.resolve();
     },

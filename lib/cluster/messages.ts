@@ -23,6 +23,8 @@ export const EVENTS = {
   reply: "mqtt-bridge:reply",
   /** worker → nodes: the worker's state, every heartbeat. */
   heartbeat: "mqtt-bridge:heartbeat",
+  /** worker → nodes: a `DeliverFrame` (lib/cluster/deliver.ts) of messages for the nodes' sockets. */
+  deliver: "mqtt-bridge:deliver",
 } as const;
 
 /** A listener of cluster messages (Socket.IO types namespace listeners the same way). */

@@ -7,6 +7,7 @@ import type { Drop } from "./checks";
 import { checkPublish, checkReport, checkRequest, checkSnapshot, checkSubscribe } from "./checks";
 import type { WireAck, WireReply, WireRequest, WorkerStatus } from "./messages";
 import type { AckFn, Listener } from "./messages";
+import { encodeFrame } from "./deliver";
 import { ClusterListeners, EVENTS, nodeId } from "./messages";
 import { RoomViews } from "./views";
 
@@ -33,7 +34,9 @@ export function fenceWorker(nsp: Namespace): boolean {
  * rebuilds the whole picture by asking every node when it starts, and every `syncIntervalMs`,
  * which repairs lost reports and drops nodes that are gone), holds a broker subscription while a
  * room has members on any node, and answers the nodes' forwarded publishes, subscriptions and
- * replay requests. Every message from a node is checked first (lib/cluster/checks.ts).
+ * replay requests. Every message from a node is checked first (lib/cluster/checks.ts). The
+ * messages go to the web nodes as frames of the delivery stage's groups (lib/cluster/deliver.ts),
+ * which each node delivers to its own sockets.
  */
 export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
   const { opts, stats } = deps;
@@ -135,8 +138,14 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
 
   const on = (nsp: Namespace, event: string, fn: Listener) => listeners.on(nsp, event, fn);
 
+  // every broadcast of the delivery stage goes to the web nodes' sockets too
+  core.delivery.remote = (nsp, rooms, ids, messages, sizes) => {
+    if (!closed) nsp.serverSideEmit(EVENTS.deliver, encodeFrame(rooms, ids, messages, sizes));
+  };
+
   function stopTalking(): void {
     closed = true;
+    core.delivery.remote = undefined;
     for (const t of timers) clearInterval(t);
     listeners.offAll();
     core.session.off("connect", heartbeat);

@@ -33,6 +33,7 @@ export interface Joiner {
   others: readonly string[];
 }
 
+const LOCAL = Object.freeze({ local: true });
 const freeze = (...rooms: string[]): ReadonlySet<string> => Object.freeze(new Set(rooms));
 /** `except` of a lone message: every socket but the slow ones. */
 const EXCEPT_ONE = freeze(MARKERS.slow);
@@ -49,6 +50,18 @@ function withIds(base: ReadonlySet<string>, ids: string[]): ReadonlySet<string> 
 }
 
 /**
+ * Where the worker of the worker topology sends each broadcast for the web nodes' sockets
+ * (`ids`: sockets left out).
+ */
+export type RemoteSink = (
+  nsp: Namespace,
+  rooms: ReadonlySet<string>,
+  ids: readonly string[],
+  messages: BridgeMessage[],
+  sizes: number[],
+) => void;
+
+/**
  * The only writer of live messages to sockets. Messages of one event-loop turn are grouped by the
  * room set they go to and sent when the turn ends: a lone message as one `mqtt.message` broadcast
  * to every socket of the rooms (as before batching), several as one `mqtt.messages` frame for the
@@ -58,6 +71,11 @@ function withIds(base: ReadonlySet<string>, ids: string[]): ReadonlySet<string> 
  * Order per topic holds across groups: a message never joins a group older than the last group its
  * topic went to. Anything that changes which sockets a group reaches (a join, a socket turning
  * slow or fast, a switch to batching) sends what is pending first ({@link flush}).
+ *
+ * Broadcasts reach this node's sockets only (`local`): in the embedded topology each node has its
+ * own broker subscriptions, and in the worker topology the worker sends each broadcast to the web
+ * nodes ({@link remote}), which deliver it to their sockets with {@link deliver}, so batching and
+ * slow sockets are handled where the sockets are.
  *
  * Every structure handed to the adapter is never changed afterwards (adapters with connection
  * state recovery keep them by reference).
@@ -70,23 +88,18 @@ export class Broadcaster {
   /** The group each topic went to last, while the turn has several groups. */
   private readonly topicAt = new Map<string, number>();
   private scheduled = false;
-  private readonly flags: Readonly<{ local?: boolean }>;
+  /** The worker's: sends every broadcast to the web nodes too. */
+  remote: RemoteSink | undefined;
   private readonly onTurn = () => {
     this.scheduled = false;
     this.flush();
   };
 
-  /**
-   * @param scope `"local"`: to this node's sockets only (embedded); `"cluster"`: through the
-   * adapter to every node (the worker), where the marker rooms are each node's own.
-   */
   constructor(
     private readonly opts: ResolvedOptions,
     private readonly stats: BridgeStats,
     private readonly lanes: Lanes,
-    private readonly scope: "local" | "cluster",
   ) {
-    this.flags = Object.freeze(scope === "local" ? { local: true } : {});
     lanes.flusher = () => this.flush();
   }
 
@@ -165,32 +178,47 @@ export class Broadcaster {
     sizes: number[],
     exceptId: string | undefined,
   ): void {
-    const events = this.opts.events;
     for (const nsp of this.namespaces) {
       const ids: string[] = [];
       if (origin !== undefined) ids.push(origin);
       if (exceptId !== undefined) ids.push(exceptId);
-      if (this.lanes.slowIn(nsp) > 0) this.lanes.missed(nsp, rooms, ids, messages, sizes);
-      // sockets owed a `skipped` count get their own copy of these messages
-      if (this.lanes.owing(nsp)) this.lanes.payOwed(nsp, rooms, ids, messages);
-      if (messages.length === 1) {
-        this.broadcast(nsp, [events.message, messages[0]], rooms, withIds(EXCEPT_ONE, ids), 1);
-        continue;
-      }
-      if (this.reaches(nsp, MARKERS.plain)) {
-        const except = withIds(EXCEPT_BATCHERS, ids);
-        for (const m of messages) this.broadcast(nsp, [events.message, m], rooms, except, 1);
-      }
-      if (this.reaches(nsp, MARKERS.batch)) {
-        const except = withIds(EXCEPT_PLAIN, ids);
-        this.broadcast(nsp, [events.messages, messages], rooms, except, messages.length);
-      }
+      this.remote?.(nsp, rooms, ids, messages, sizes);
+      this.deliver(nsp, rooms, ids, messages, sizes);
     }
   }
 
-  /** Whether a broadcast could reach a socket of `marker` (on this node: whether it has any). */
+  /**
+   * Sends `messages` to the sockets of `rooms` on this node now, leaving out the sockets `ids`
+   * (the array may grow) and the slow ones (they keep or count them, see {@link Lanes}).
+   */
+  deliver(
+    nsp: Namespace,
+    rooms: ReadonlySet<string>,
+    ids: string[],
+    messages: BridgeMessage[],
+    sizes: readonly number[],
+  ): void {
+    const events = this.opts.events;
+    if (this.lanes.slowIn(nsp) > 0) this.lanes.missed(nsp, rooms, ids, messages, sizes);
+    // sockets owed a `skipped` count get their own copy of these messages
+    if (this.lanes.owing(nsp)) this.lanes.payOwed(nsp, rooms, ids, messages);
+    if (messages.length === 1) {
+      this.broadcast(nsp, [events.message, messages[0]], rooms, withIds(EXCEPT_ONE, ids), 1);
+      return;
+    }
+    if (this.reaches(nsp, MARKERS.plain)) {
+      const except = withIds(EXCEPT_BATCHERS, ids);
+      for (const m of messages) this.broadcast(nsp, [events.message, m], rooms, except, 1);
+    }
+    if (this.reaches(nsp, MARKERS.batch)) {
+      const except = withIds(EXCEPT_PLAIN, ids);
+      this.broadcast(nsp, [events.messages, messages], rooms, except, messages.length);
+    }
+  }
+
+  /** Whether a broadcast could reach a socket of `marker`: whether this node has any. */
   private reaches(nsp: Namespace, marker: string): boolean {
-    return this.scope === "cluster" || (nsp.adapter.rooms.get(marker)?.size ?? 0) > 0;
+    return (nsp.adapter.rooms.get(marker)?.size ?? 0) > 0;
   }
 
   private broadcast(
@@ -205,7 +233,7 @@ export class Broadcaster {
     nsp.adapter.broadcast(
       { type: EVENT_PACKET, data, nsp: nsp.name },
       // the adapter's types ask for Sets it may change; it only reads them
-      { rooms: rooms as Set<string>, except: except as Set<string>, flags: this.flags },
+      { rooms: rooms as Set<string>, except: except as Set<string>, flags: LOCAL },
     );
     this.stats.delivery.frames++;
     this.stats.delivery.messages += count;

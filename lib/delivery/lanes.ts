@@ -45,16 +45,10 @@ function inAny(socket: Socket, rooms: ReadonlySet<string>): boolean {
  * broadcast reaches it any more) and, per `delivery.slow`, the node keeps the latest message per
  * topic for it, counts what it drops, or disconnects it. Below half the mark it catches up: it
  * gets what waited (with `skipped`), then live messages again, in this same turn.
- *
- * Keeping messages for a slow socket needs the messages: only a node that broadcasts them itself
- * ({@link sees}) does it; elsewhere (a web node of the worker topology, for now) slow sockets are
- * disconnected whatever the policy.
  */
 export class Lanes {
   /** Sends the broadcasts still pending (set by the node's broadcaster). */
   flusher: (() => void) | undefined;
-  /** True where this node broadcasts the messages itself (embedded, worker). */
-  sees = false;
   private readonly lanes = new Map<Socket, Lane>();
   private readonly slow = new Map<Namespace, Set<Lane>>();
   /** `drop`: by namespace and topic, the sockets (no longer slow) owed a `skipped` count. */
@@ -288,8 +282,6 @@ export class Lanes {
 
   private turnedSlow(lane: Lane, held: number): void {
     if (this.opts.delivery.slow === "disconnect") return this.kick(lane, `${held} bytes unsent`);
-    if (!this.sees)
-      return this.kick(lane, `${held} bytes unsent (this node does not keep messages)`);
     this.flusher?.(); // what was bound for it before it turned slow still goes to it
     this.setSlow(lane, true);
     debug("[%s] slow: %d bytes unsent; %s", lane.socket.id, held, this.opts.delivery.slow);

@@ -1,8 +1,8 @@
 /**
  * The delivery stage in clusters: the embedded topology on 3 in-process nodes joined by
  * @socket.io/redis-adapter (slow sockets on one node only), and the worker topology (a worker and
- * two forward web nodes in this process), where batched frames come from the worker and slow
- * sockets are handled by the web node that holds them.
+ * two forward web nodes in this process), where the web nodes deliver the worker's messages
+ * themselves: batching and slow sockets are handled by the node that holds the sockets.
  */
 import { expect } from "chai";
 import type { WorkerWorld } from "../support/cluster-worker";
@@ -104,7 +104,7 @@ describe("delivery in the worker topology (a worker and 2 forward web nodes in t
     world = getWorld();
   });
 
-  it("batches the worker's broadcasts for batching sockets on every node; a web node disconnects its slow sockets (it does not see the messages to keep them)", async () => {
+  it("batches on every web node; a web node conflates its slow sockets (it delivers the worker's messages itself) while every other socket gets the whole flood in order", async () => {
     const worker = await world.startLocalWorker();
     const a = await world.startNode(undefined, { delivery: SLOW });
     const b = await world.startNode(undefined, { delivery: SLOW });
@@ -118,10 +118,12 @@ describe("delivery in the worker topology (a worker and 2 forward web nodes in t
       return { c, box };
     };
     const readers = [await join(a, true), await join(b, false), await join(b, true)];
-    const stalled = await join(b, true);
-    const tcp = tcpOf(stalled.c);
-    tcp.pause();
-    resumes.push(() => tcp.resume());
+    const stalled = [await join(b, true), await join(b, false)];
+    for (const s of stalled) {
+      const tcp = tcpOf(s.c);
+      tcp.pause();
+      resumes.push(() => tcp.resume());
+    }
     const topics = [`${t}/x`, `${t}/y`, `${t}/z`];
     const n = 4000;
     await waitFor(() => worker.bridge.stats().brokerSubscriptions === 1);
@@ -135,10 +137,46 @@ describe("delivery in the worker topology (a worker and 2 forward web nodes in t
       expect(r.box.frames, "frames of a batching socket").to.be.lessThan(n);
     }
     expect(readers[1].box.frames).to.equal(n);
-    await waitFor(() => b.bridge.stats().delivery.disconnected === 1, {
-      message: "the web node disconnected its slow socket",
+    expect(b.bridge.stats().delivery.slow, "slow sockets on node b").to.equal(2);
+    expect(a.bridge.stats().delivery.slow, "slow sockets on node a").to.equal(0);
+    for (const s of stalled) tcpOf(s.c).resume();
+    await waitFor(() => b.bridge.stats().delivery.slow === 0, { message: "caught up" });
+    for (const s of stalled) {
+      await waitFor(
+        () => topics.every((topic) => s.box.got.some((g) => g.topic === topic && g.seq >= n - 3)),
+        { message: "the latest message of every topic" },
+      );
+      expectIncreasing(s.box.got, "stalled");
+      expectAccounted(s.box.got, topics, roundRobin(n, topics.length));
+    }
+    expect(b.bridge.stats().delivery.conflated).to.be.greaterThan(0);
+    for (const node of [a, b]) {
+      expect(node.bridge.stats().delivery.disconnected).to.equal(0);
+      expect(node.bridge.stats().delivery.messagesPerFrame).to.be.greaterThan(1);
+    }
+  });
+
+  it("carries binary payloads and MQTT 5 properties from the worker to a web node's sockets intact", async () => {
+    await world.startLocalWorker();
+    const a = await world.startNode();
+    await a.bridge.ready;
+    const c = await world.client(a);
+    const got: { topic: string; payload: unknown; properties?: Record<string, unknown> }[] = [];
+    c.on("mqtt.message", (m: (typeof got)[number]) => got.push(m));
+    const t = `dlvb${Date.now().toString(36)}`;
+    expect((await request(c, "mqtt.subscribe", `${t}/#`)).ok).to.equal(true);
+    const d = await world.device();
+    const bytes = Buffer.from([0, 1, 2, 0xfe, 0xff]);
+    await d.publishAsync(`${t}/bin`, bytes, { qos: 1 });
+    await d.publishAsync(`${t}/json`, JSON.stringify({ v: 1 }), {
+      qos: 1,
+      properties: { correlationData: Buffer.from([9, 9]), userProperties: { k: "v" } },
     });
-    expect(a.bridge.stats().delivery.disconnected).to.equal(0);
-    expect(worker.bridge.stats().delivery.messagesPerFrame).to.be.greaterThan(1);
+    await waitFor(() => got.length === 2, { message: "both messages" });
+    expect(Buffer.isBuffer(got[0].payload)).to.equal(true);
+    expect([...(got[0].payload as Buffer)]).to.deep.equal([...bytes]);
+    expect(got[1].payload).to.deep.equal({ v: 1 });
+    expect([...(got[1].properties!.correlationData as Buffer)]).to.deep.equal([9, 9]);
+    expect(got[1].properties!.userProperties).to.deep.equal({ k: "v" });
   });
 });

@@ -209,6 +209,21 @@ describe("worker topology: repair and trust", function () {
     const client = await world.client(node);
     const box = collect(client);
     expect((await request(client, "mqtt.subscribe", "ok/#")).ok).to.equal(true);
+    // malformed message frames for the web node's sockets: dropped and counted there
+    const room = node.bridge.room("ok/#");
+    const frame = { rooms: [room], except: [], sizes: [1] };
+    const frames: unknown[] = [
+      null,
+      { ...frame, rooms: room, body: "[]" },
+      { ...frame, sizes: [-1], body: "[]" },
+      { ...frame, body: "{not json" },
+      { ...frame, body: '[{"topic":5,"payload":0,"qos":0,"retain":false}]' },
+      { ...frame, body: '[{"topic":"ok/1","payload":7,"qos":0,"retain":false,"b":1}]' },
+    ];
+    for (const f of frames) rogue.serverSideEmit("mqtt-bridge:deliver", f);
+    await waitFor(() => node.bridge.stats().cluster.invalid === frames.length, {
+      message: `the web node counted ${frames.length} malformed frames`,
+    });
     const d = await world.device();
     await d.publishAsync("ok/1", "still here", { qos: 1 });
     await waitFor(() => box.messages.length === 1, { message: "the socket gets ok/1" });
