@@ -89,7 +89,10 @@ export function spawnNode(args: string[], env: Record<string, string> = {}): Exa
 export async function examplePages(example: Example): Promise<ExamplePages> {
   const chat = /^Chat page: (http:\/\/\S+)$/m;
   const dashboard = /^Dashboard: (http:\/\/\S+)$/m;
-  const printed = () => chat.test(example.stdout) && dashboard.test(example.stdout);
+  // the banner's last line: a pipe may bring the lines in several chunks
+  const end = /^Press Ctrl-C to stop\.$/m;
+  const printed = () =>
+    chat.test(example.stdout) && dashboard.test(example.stdout) && end.test(example.stdout);
   try {
     await waitFor(() => printed() || !example.running, {
       timeoutMs: START_TIMEOUT_MS,
