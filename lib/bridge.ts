@@ -1,8 +1,8 @@
 import { EventEmitter } from "node:events";
 import createDebug from "debug";
 import type { Namespace, Server, Socket } from "socket.io";
-import { createAuthorizer } from "./authorize";
-import { ClientRooms } from "./client-rooms";
+import { createAuthorizer } from "./sockets/authorize";
+import { ClientRooms } from "./sockets/client-rooms";
 import { createForward } from "./cluster/forward";
 import { attachWorker } from "./cluster/worker";
 import type { Core, CoreDeps } from "./core";
@@ -11,16 +11,16 @@ import { Lanes } from "./delivery/lanes";
 import { isMarker } from "./delivery/markers";
 import { createEmbedded } from "./embedded";
 import { MqttBridgeError } from "./errors";
-import type { HandlerContext } from "./handlers";
-import { attachHandlers } from "./handlers";
+import type { HandlerContext } from "./sockets/handlers";
+import { attachHandlers } from "./sockets/handlers";
 import type { MqttBridgeOptions } from "./options";
 import { resolveOptions } from "./options";
 import type { MessageProperties, QoS } from "./protocol";
-import { RecoveryGuard } from "./recovered";
+import { RecoveryGuard } from "./sockets/recovered";
 import type { BridgeStats } from "./stats";
 import { createStats, snapshot } from "./stats";
 import { matches } from "./topic";
-import { checkFilter, parsePublish } from "./validate";
+import { checkFilter, parsePublish } from "./sockets/validate";
 
 const debug = createDebug("socket.io-mqtt-bridge:bridge");
 

@@ -3,9 +3,9 @@ import type { Lanes } from "./delivery/lanes";
 import { MqttBridgeError } from "./errors";
 import type { ResolvedOptions } from "./options";
 import type { QoS } from "./protocol";
-import type { RoomTracker } from "./rooms";
+import type { RoomTracker } from "./sockets/rooms";
 import type { BridgeStats } from "./stats";
-import type { ValidPublish } from "./validate";
+import type { ValidPublish } from "./sockets/validate";
 
 /**
  * What the socket handlers need from the broker side, whatever the topology: the broker session

@@ -1,15 +1,15 @@
 import createDebug from "debug";
 import type { Namespace } from "socket.io";
-import { createDecoder } from "./codec";
+import { createDecoder } from "./routing/codec";
 import { Broadcaster } from "./delivery/broadcaster";
 import type { Backend, Core, CoreDeps } from "./core";
 import { createReady } from "./core";
 import { MqttBridgeError } from "./errors";
-import { unsubscribedNotice } from "./notify";
-import { RoomTracker } from "./rooms";
-import { Router } from "./router";
-import { Session, backoffDelay } from "./session";
-import { SubscriptionTable } from "./subscriptions";
+import { unsubscribedNotice } from "./sockets/notify";
+import { RoomTracker } from "./sockets/rooms";
+import { Router } from "./routing/router";
+import { Session, backoffDelay } from "./broker/session";
+import { SubscriptionTable } from "./broker/subscriptions";
 
 const debug = createDebug("socket.io-mqtt-bridge:subscriptions");
 

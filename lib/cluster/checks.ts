@@ -3,8 +3,8 @@ import type { Limits } from "../options";
 import { own } from "../options";
 import type { QoS } from "../protocol";
 import { ERROR_CODES } from "../protocol";
-import type { ValidPublish } from "../validate";
-import { ORIGIN_PROPERTY, checkFilter, parsePublish } from "../validate";
+import type { ValidPublish } from "../sockets/validate";
+import { ORIGIN_PROPERTY, checkFilter, parsePublish } from "../sockets/validate";
 import type {
   ReplayRequest,
   RoomOp,
@@ -21,7 +21,7 @@ import type {
  * over Redis may come from a buggy or hostile peer. A message whose frame is wrong is dropped
  * whole; a wrong entry in a list (a filter that is not one, a room that is not a string) is
  * dropped alone. `drop` hears of each, to count and log it. Filters and publishes go through
- * the same checks as a socket's (lib/validate.ts), with the worker's own limits.
+ * the same checks as a socket's (lib/sockets/validate.ts), with the worker's own limits.
  */
 
 /** The longest list a cluster message may carry (ops, joins, rooms, filters). */

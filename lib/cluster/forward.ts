@@ -5,7 +5,7 @@ import { createReady } from "../core";
 import { Broadcaster } from "../delivery/broadcaster";
 import { MqttBridgeError } from "../errors";
 import type { QoS } from "../protocol";
-import { RoomTracker } from "../rooms";
+import { RoomTracker } from "../sockets/rooms";
 import type { Drop } from "./checks";
 import { checkAck, checkReply, checkStatus } from "./checks";
 import { checkFrame } from "./deliver";

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { IPublishPacket } from "mqtt";
 import type { Namespace } from "socket.io";
 import type { AckFailure, QoS } from "../protocol";
-import type { ValidPublish } from "../validate";
+import type { ValidPublish } from "../sockets/validate";
 
 /**
  * The messages the bridges of a cluster exchange with `serverSideEmit` in the worker topology.

@@ -667,7 +667,7 @@ describe("fuzz: socket events against Mosquitto (seeded)", function () {
     // adapter (socket.io-adapter 2.5.8, SessionAwareAdapter.restoreSession) keeps a session
     // after restoring it, so a socket that later disconnects on purpose (no new session is
     // stored) and connects again is "recovered" into the rooms of that older session. The
-    // bridge's RecoveryGuard (lib/recovered.ts, which wraps restoreSession) re-authorizes those
+    // bridge's RecoveryGuard (lib/sockets/recovered.ts, which wraps restoreSession) re-authorizes those
     // rooms but takes them as current: acknowledged unsubscribes come back, later subscriptions
     // are gone, and the browser helper (lib/client.ts: `if (socket.recovered) return`)
     // restores nothing.

@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import type { Server } from "socket.io";
 import { DEFAULT_LIMITS } from "../../lib/options";
 import { ERROR_CODES } from "../../lib/protocol";
-import { checkFilter } from "../../lib/validate";
+import { checkFilter } from "../../lib/sockets/validate";
 import type { Input } from "./fuzz-input";
 
 /** The bridge's default room prefix. */

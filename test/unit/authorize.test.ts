@@ -1,5 +1,5 @@
 /**
- * Unit tests for lib/authorize.ts: deny by default, rule lists (covers() for subscribe,
+ * Unit tests for lib/sockets/authorize.ts: deny by default, rule lists (covers() for subscribe,
  * matches() for publish and retain), `{placeholders}` filled from the socket, and hook functions.
  *
  * The sockets here are plain objects with the three fields placeholders may read (`id`, `data`,
@@ -7,7 +7,7 @@
  */
 import { expect } from "chai";
 import type { Socket } from "socket.io";
-import { createAuthorizer, type Authorizer } from "../../lib/authorize";
+import { createAuthorizer, type Authorizer } from "../../lib/sockets/authorize";
 import type { AllowOptions } from "../../lib/options";
 import type { PublishRequest } from "../../lib/protocol";
 

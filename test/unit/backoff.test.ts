@@ -1,11 +1,11 @@
 /**
- * Unit tests for `backoffDelay` and `uniqueClientId` of lib/session.ts: the reconnect delays of
+ * Unit tests for `backoffDelay` and `uniqueClientId` of lib/broker/session.ts: the reconnect delays of
  * the bridge's own MQTT client, and the client id that keeps two nodes from taking over each
  * other's session (MQTT.js #684, #1585).
  */
 import { expect } from "chai";
 import { DEFAULT_RECONNECT, type ReconnectOptions } from "../../lib/options";
-import { backoffDelay, uniqueClientId } from "../../lib/session";
+import { backoffDelay, uniqueClientId } from "../../lib/broker/session";
 import { prng } from "../support/prng";
 
 const R: ReconnectOptions = { minDelayMs: 1000, maxDelayMs: 30_000, jitter: 0.2 };

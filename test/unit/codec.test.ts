@@ -1,10 +1,10 @@
 /**
- * Unit tests for lib/codec.ts: encodePayload (what a socket publishes → bytes) and createDecoder
+ * Unit tests for lib/routing/codec.ts: encodePayload (what a socket publishes → bytes) and createDecoder
  * (broker bytes → what sockets receive). Nothing may be silently changed or lost either way.
  */
 import { expect } from "chai";
 import type { IPublishPacket } from "mqtt";
-import { createDecoder, encodePayload, parseJson } from "../../lib/codec";
+import { createDecoder, encodePayload, parseJson } from "../../lib/routing/codec";
 import { prng } from "../support/prng";
 
 function packet(payload: Buffer): IPublishPacket {

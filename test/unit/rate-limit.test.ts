@@ -1,9 +1,9 @@
 /**
- * Unit tests for lib/rate-limit.ts: the per-socket publish token bucket, driven by an injected
+ * Unit tests for lib/sockets/rate-limit.ts: the per-socket publish token bucket, driven by an injected
  * clock (milliseconds) so that no test waits on real time.
  */
 import { expect } from "chai";
-import { TokenBucket } from "../../lib/rate-limit";
+import { TokenBucket } from "../../lib/sockets/rate-limit";
 
 /** A manual clock: `clock.now()` returns `clock.t`, advanced by the test. */
 function manualClock(start = 0) {

@@ -1,7 +1,7 @@
-/** Unit tests for lib/retained.ts: the bounded last-known-state cache. */
+/** Unit tests for lib/routing/retained.ts: the bounded last-known-state cache. */
 import { expect } from "chai";
 import type { BridgeMessage } from "../../lib/protocol";
-import { RetainedCache } from "../../lib/retained";
+import { RetainedCache } from "../../lib/routing/retained";
 
 function put(cache: RetainedCache, topic: string, text: string, fingerprint = "") {
   const message: BridgeMessage = { topic, payload: text, qos: 0, retain: true };

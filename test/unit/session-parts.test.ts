@@ -1,17 +1,17 @@
 /**
  * Unit tests for the parts of the broker session that need no broker: how a SUBACK is read
- * (lib/broker-answers.ts), the redelivery filter of persistent sessions (lib/redelivery.ts) and the
- * bounds of the outbox (lib/outbox.ts). The broker-facing behaviour is tested against Mosquitto in
+ * (lib/broker/broker-answers.ts), the redelivery filter of persistent sessions (lib/broker/redelivery.ts) and the
+ * bounds of the outbox (lib/broker/outbox.ts). The broker-facing behaviour is tested against Mosquitto in
  * test/integration/session.test.ts.
  */
 import { expect } from "chai";
 import type { IPublishPacket } from "mqtt";
-import { subackResult } from "../../lib/broker-answers";
-import { Deadlines } from "../../lib/deadlines";
+import { subackResult } from "../../lib/broker/broker-answers";
+import { Deadlines } from "../../lib/broker/deadlines";
 import { MqttBridgeError } from "../../lib/errors";
-import type { OutboxLink } from "../../lib/outbox";
-import { Outbox } from "../../lib/outbox";
-import { REMEMBERED_MESSAGES, Redeliveries } from "../../lib/redelivery";
+import type { OutboxLink } from "../../lib/broker/outbox";
+import { Outbox } from "../../lib/broker/outbox";
+import { REMEMBERED_MESSAGES, Redeliveries } from "../../lib/broker/redelivery";
 
 function publish(id: number, dup: boolean, qos: 0 | 1 = 1): IPublishPacket {
   return {

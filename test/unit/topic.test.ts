@@ -1,5 +1,5 @@
 /**
- * Unit tests for lib/topic.ts and lib/topic-trie.ts: every vector of MQTT-RULES.md §1.2 sections A, B (syntax), C and
+ * Unit tests for lib/topic.ts and lib/broker/topic-trie.ts: every vector of MQTT-RULES.md §1.2 sections A, B (syntax), C and
  * D, covers() cases, the TopicTrie, and seeded randomized differential tests.
  */
 import { expect } from "chai";
@@ -13,7 +13,7 @@ import {
   matches,
   type TopicLimits,
 } from "../../lib/topic";
-import { TopicTrie } from "../../lib/topic-trie";
+import { TopicTrie } from "../../lib/broker/topic-trie";
 import { prng } from "../support/prng";
 
 /** Protocol limits: only the MQTT maxima apply (levels effectively uncapped for the vectors). */

@@ -1,5 +1,5 @@
 /**
- * Unit tests for lib/validate.ts: what a socket sends with `mqtt.publish` / `mqtt.subscribe` is
+ * Unit tests for lib/sockets/validate.ts: what a socket sends with `mqtt.publish` / `mqtt.subscribe` is
  * checked against MQTT-RULES.md §1.2 (sections A, B, C for topics and filters; E for QoS, retain
  * and payloads; F for MQTT 5 properties) before MQTT.js ever sees it.
  *
@@ -18,7 +18,7 @@ import {
   parseSubscribe,
   topicLimits,
   type ValidPublish,
-} from "../../lib/validate";
+} from "../../lib/sockets/validate";
 
 const LIMITS: Limits = { ...DEFAULT_LIMITS };
 

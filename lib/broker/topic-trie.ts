@@ -2,7 +2,7 @@
  * A trie of MQTT topic filters for routing: the cost of a match depends on the topic's levels and
  * the wildcard branches, not on the number of filters stored.
  */
-import { DOLLAR, HASH, PLUS, hasWildcard, isSharedFilter, levelEnd, sharedStart } from "./topic";
+import { DOLLAR, HASH, PLUS, hasWildcard, isSharedFilter, levelEnd, sharedStart } from "../topic";
 
 /** One node of {@link TopicTrie}: children per literal level, plus wildcard children. */
 class TrieNode<V> {

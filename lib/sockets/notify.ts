@@ -1,8 +1,8 @@
 import type { Socket } from "socket.io";
-import type { MqttBridgeError } from "./errors";
-import { toAck } from "./errors";
-import type { ResolvedOptions } from "./options";
-import type { UnsubscribedNotice } from "./protocol";
+import type { MqttBridgeError } from "../errors";
+import { toAck } from "../errors";
+import type { ResolvedOptions } from "../options";
+import type { UnsubscribedNotice } from "../protocol";
 
 /** What `mqtt.unsubscribed` carries: the subscription to `filter` ended, and why. */
 export function unsubscribedNotice(

@@ -1,8 +1,8 @@
 import createDebug from "debug";
 import type { IPublishPacket } from "mqtt";
 import type { Deadlines, Pending } from "./deadlines";
-import { MqttBridgeError, closedError, rateLimited } from "./errors";
-import type { QoS } from "./protocol";
+import { MqttBridgeError, closedError, rateLimited } from "../errors";
+import type { QoS } from "../protocol";
 
 const debug = createDebug("socket.io-mqtt-bridge:outbox");
 

@@ -1,12 +1,12 @@
 import { isUtf8 } from "node:buffer";
 import type { IPublishPacket } from "mqtt";
-import { encodePayload } from "./codec";
-import { MqttBridgeError } from "./errors";
-import type { Limits } from "./options";
-import { own } from "./options";
-import type { PublishRequest, QoS } from "./protocol";
-import type { TopicLimits } from "./topic";
-import { checkTopicFilter, checkTopicName, isSharedFilter } from "./topic";
+import { encodePayload } from "../routing/codec";
+import { MqttBridgeError } from "../errors";
+import type { Limits } from "../options";
+import { own } from "../options";
+import type { PublishRequest, QoS } from "../protocol";
+import type { TopicLimits } from "../topic";
+import { checkTopicFilter, checkTopicName, isSharedFilter } from "../topic";
 
 /**
  * Checks every input of a socket against the MQTT rules (MQTT-RULES.md) before MQTT.js sees it:

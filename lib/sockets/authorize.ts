@@ -1,9 +1,9 @@
 import createDebug from "debug";
 import type { Socket } from "socket.io";
-import { optionError } from "./errors";
-import type { AllowOptions, PublishRule, SubscribeRule } from "./options";
-import type { PublishRequest } from "./protocol";
-import { MQTT_MAX_TOPIC_BYTES, checkTopicFilter, covers, matches } from "./topic";
+import { optionError } from "../errors";
+import type { AllowOptions, PublishRule, SubscribeRule } from "../options";
+import type { PublishRequest } from "../protocol";
+import { MQTT_MAX_TOPIC_BYTES, checkTopicFilter, covers, matches } from "../topic";
 
 const debug = createDebug("socket.io-mqtt-bridge:authorize");
 

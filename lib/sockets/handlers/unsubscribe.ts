@@ -1,5 +1,5 @@
 import type { Socket } from "socket.io";
-import type { UnsubscribeAck } from "../protocol";
+import type { UnsubscribeAck } from "../../protocol";
 import { checkFilter } from "../validate";
 import type { Ack, HandlerContext } from "./context";
 import { refuse, reply } from "./context";

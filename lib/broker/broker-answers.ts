@@ -1,6 +1,6 @@
 import type { IPublishPacket, ISubscriptionGrant } from "mqtt";
-import { MqttBridgeError } from "./errors";
-import type { QoS } from "./protocol";
+import { MqttBridgeError } from "../errors";
+import type { QoS } from "../protocol";
 
 /** Maps an MQTT.js error to ours, keeping the reason code and cause. */
 export function brokerError(err: unknown, what: string): MqttBridgeError {

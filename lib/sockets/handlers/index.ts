@@ -1,6 +1,6 @@
 import type { Socket } from "socket.io";
-import { rateLimited } from "../errors";
-import type { AckFailure } from "../protocol";
+import { rateLimited } from "../../errors";
+import type { AckFailure } from "../../protocol";
 import { TokenBucket } from "../rate-limit";
 import type { Ack, HandlerContext } from "./context";
 import { ackOf, refuse } from "./context";

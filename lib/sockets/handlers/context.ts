@@ -2,13 +2,13 @@ import createDebug from "debug";
 import type { Socket } from "socket.io";
 import type { Authorizer } from "../authorize";
 import type { ClientRooms } from "../client-rooms";
-import { toAck } from "../errors";
-import type { ResolvedOptions } from "../options";
-import type { AckFailure } from "../protocol";
-import type { Backend } from "../core";
-import type { Lanes } from "../delivery/lanes";
+import { toAck } from "../../errors";
+import type { ResolvedOptions } from "../../options";
+import type { AckFailure } from "../../protocol";
+import type { Backend } from "../../core";
+import type { Lanes } from "../../delivery/lanes";
 import type { RoomTracker } from "../rooms";
-import type { BridgeStats } from "../stats";
+import type { BridgeStats } from "../../stats";
 
 const debug = createDebug("socket.io-mqtt-bridge:handlers");
 

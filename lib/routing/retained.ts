@@ -1,4 +1,4 @@
-import type { BridgeMessage } from "./protocol";
+import type { BridgeMessage } from "../protocol";
 
 /** One cached retained message: what sockets get, and the bytes that identify it. */
 interface Entry {

@@ -1,9 +1,9 @@
 import createDebug from "debug";
-import type { MqttBridgeError } from "./errors";
-import { MqttBridgeError as BridgeError, closedError } from "./errors";
-import type { QoS } from "./protocol";
+import type { MqttBridgeError } from "../errors";
+import { MqttBridgeError as BridgeError, closedError } from "../errors";
+import type { QoS } from "../protocol";
 import type { Session } from "./session";
-import type { BridgeStats } from "./stats";
+import type { BridgeStats } from "../stats";
 import { TopicTrie } from "./topic-trie";
 
 const debug = createDebug("socket.io-mqtt-bridge:subscriptions");

@@ -1,6 +1,6 @@
 import type { Socket } from "socket.io";
-import { MqttBridgeError, forbidden } from "../errors";
-import type { QoS, SubscribeAck } from "../protocol";
+import { MqttBridgeError, forbidden } from "../../errors";
+import type { QoS, SubscribeAck } from "../../protocol";
 import { parseSubscribe } from "../validate";
 import type { Ack, HandlerContext } from "./context";
 import { refuse, reply } from "./context";

@@ -5,15 +5,15 @@ import type { IConnackPacket, IPublishPacket, ISubscriptionGrant, MqttClient } f
 import { brokerError, estimatePacketSize, subackResult } from "./broker-answers";
 import { backoffDelay, endClient, ownClientOptions, refusesMqtt5 } from "./connect-options";
 import { Deadlines } from "./deadlines";
-import { MqttBridgeError, closedError } from "./errors";
-import type { ResolvedOptions } from "./options";
+import { MqttBridgeError, closedError } from "../errors";
+import type { ResolvedOptions } from "../options";
 import type { SessionPublishOptions } from "./outbox";
 import { Outbox } from "./outbox";
 import { HeldFilters } from "./held-filters";
-import type { QoS } from "./protocol";
+import type { QoS } from "../protocol";
 import { Redeliveries } from "./redelivery";
 import { RequestWindow } from "./requests";
-import type { BridgeStats } from "./stats";
+import type { BridgeStats } from "../stats";
 
 export type { SessionPublishOptions } from "./outbox";
 export { backoffDelay, uniqueClientId } from "./connect-options";

@@ -1,6 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import type { IPublishPacket } from "mqtt";
-import type { ResolvedOptions } from "./options";
+import type { ResolvedOptions } from "../options";
 
 /** Result of decoding a broker payload: the value, and whether the requested format failed. */
 export interface Decoded {

@@ -2,15 +2,15 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { UniqueMessageIdProvider } from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
-import { backoffDelay } from "./backoff";
-import type { MqttConnectOptions, ReconnectOptions } from "./options";
+import { backoffDelay } from "../backoff";
+import type { MqttConnectOptions, ReconnectOptions } from "../options";
 
 /** A unique MQTT client id: two nodes sharing one would take over each other's session in a loop. */
 export function uniqueClientId(): string {
   return `sio-mqtt-bridge-${hostname().slice(0, 20)}-${process.pid}-${randomBytes(4).toString("hex")}`;
 }
 
-export { backoffDelay } from "./backoff";
+export { backoffDelay } from "../backoff";
 
 /** How the session connects a client of its own. */
 export interface OwnClient {

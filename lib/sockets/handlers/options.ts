@@ -1,6 +1,6 @@
 import type { Socket } from "socket.io";
-import { MqttBridgeError } from "../errors";
-import type { DeliveryAck } from "../protocol";
+import { MqttBridgeError } from "../../errors";
+import type { DeliveryAck } from "../../protocol";
 import type { Ack, HandlerContext } from "./context";
 import { refuse, reply } from "./context";
 

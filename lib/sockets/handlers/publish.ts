@@ -1,6 +1,6 @@
 import type { Socket } from "socket.io";
-import { MqttBridgeError, forbidden, rateLimited } from "../errors";
-import type { PublishAck } from "../protocol";
+import { MqttBridgeError, forbidden, rateLimited } from "../../errors";
+import type { PublishAck } from "../../protocol";
 import type { TokenBucket } from "../rate-limit";
 import { ORIGIN_PROPERTY, parsePublish } from "../validate";
 import type { Ack, HandlerContext } from "./context";

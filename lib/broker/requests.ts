@@ -1,6 +1,6 @@
 import { brokerError } from "./broker-answers";
 import type { Deadlines, Pending } from "./deadlines";
-import { MqttBridgeError } from "./errors";
+import { MqttBridgeError } from "../errors";
 
 /** One SUBSCRIBE or UNSUBSCRIBE for the broker. */
 interface Request {

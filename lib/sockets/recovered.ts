@@ -2,13 +2,13 @@ import createDebug from "debug";
 import type { Namespace, Socket } from "socket.io";
 import type { Authorizer } from "./authorize";
 import type { ClientRooms } from "./client-rooms";
-import { forbidden } from "./errors";
+import { forbidden } from "../errors";
 import { notifyUnsubscribed } from "./notify";
-import type { ResolvedOptions } from "./options";
-import type { BridgeMessage } from "./protocol";
+import type { ResolvedOptions } from "../options";
+import type { BridgeMessage } from "../protocol";
 import type { RoomTracker } from "./rooms";
-import type { BridgeStats } from "./stats";
-import { matches } from "./topic";
+import type { BridgeStats } from "../stats";
+import { matches } from "../topic";
 
 const debug = createDebug("socket.io-mqtt-bridge:recovered");
 

@@ -1,14 +1,14 @@
 import createDebug from "debug";
 import type { IPublishPacket } from "mqtt";
 import type { PayloadDecoder } from "./codec";
-import type { ResolvedOptions } from "./options";
-import type { BridgeMessage, MessageProperties } from "./protocol";
+import type { ResolvedOptions } from "../options";
+import type { BridgeMessage, MessageProperties } from "../protocol";
 import { RetainedCache } from "./retained";
-import type { Session } from "./session";
-import type { BridgeStats } from "./stats";
-import type { FilterEntry, SubscriptionTable } from "./subscriptions";
-import { matches } from "./topic";
-import { ORIGIN_PROPERTY } from "./validate";
+import type { Session } from "../broker/session";
+import type { BridgeStats } from "../stats";
+import type { FilterEntry, SubscriptionTable } from "../broker/subscriptions";
+import { matches } from "../topic";
+import { ORIGIN_PROPERTY } from "../sockets/validate";
 
 const debug = createDebug("socket.io-mqtt-bridge:router");
 

@@ -1,6 +1,6 @@
 import type { Namespace, Socket } from "socket.io";
-import { isMarker } from "./delivery/markers";
-import type { ResolvedOptions } from "./options";
+import { isMarker } from "../delivery/markers";
+import type { ResolvedOptions } from "../options";
 import { checkFilter } from "./validate";
 
 /** Per-namespace state: the adapter listeners and the live bridged rooms with their filters. */
