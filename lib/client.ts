@@ -5,10 +5,11 @@
  */
 import type { Socket } from "socket.io-client";
 import { backoffDelay } from "./backoff";
+import { receive, rethrow } from "./client-delivery";
+import type { Local, MessageHandler } from "./client-delivery";
 import { DEFAULT_EVENTS } from "./protocol";
 import type {
   AckError,
-  BridgeMessage,
   ErrorCode,
   EventNames,
   MessageProperties,
@@ -16,18 +17,9 @@ import type {
   QoS,
   SubscribeRequest,
 } from "./protocol";
-import { matches } from "./topic";
 
 export type { BridgeMessage, ErrorCode, MessageProperties, QoS } from "./protocol";
-
-/**
- * Called with every message whose topic matches the subscription's filter. A handler that throws
- * does not stop the other handlers: its error is rethrown asynchronously (`queueMicrotask`), so
- * it surfaces as an uncaught error (console, `window.onerror`, error monitoring).
- * @example
- * const render: MessageHandler<{ celsius: number }> = (msg) => console.log(msg.topic, msg.payload.celsius);
- */
-export type MessageHandler<P = unknown> = (message: BridgeMessage<P>) => void;
+export type { MessageHandler } from "./client-delivery";
 
 /**
  * Options of {@link mqttClient}.
@@ -54,6 +46,13 @@ export interface MqttClientOptions {
    * `minDelayMs` (default 1 000) up to `maxDelayMs` (default 30 000), with ±20 % jitter.
    */
   retry?: { minDelayMs?: number; maxDelayMs?: number };
+  /**
+   * Asks the server on every connect for several messages per frame (`mqtt.options`), which the
+   * helper unpacks: handlers see the same messages, in the same order. Turn it off when other
+   * code listens to `mqtt.message` on the same socket. A server that does not know the request
+   * (older) is not waited for. Default `true`.
+   */
+  batch?: boolean;
 }
 
 /**
@@ -103,7 +102,8 @@ export interface MqttClient {
   filters(): string[];
   /**
    * Removes the helper's socket listeners and drops every handler; when the socket is connected
-   * it also sends `mqtt.unsubscribe` (without ack) for each filter. Later calls reject.
+   * it also sends `mqtt.unsubscribe` (without ack) for each filter, and `mqtt.options { batch:
+   * false }` when it had asked for batching. Later calls reject.
    */
   close(): void;
 }
@@ -130,10 +130,6 @@ export class MqttBridgeClientError extends Error {
   }
 }
 
-interface Local {
-  handler: MessageHandler;
-  active: boolean;
-}
 interface Entry {
   filter: string;
   request: SubscribeRequest;
@@ -156,11 +152,6 @@ const RETRYABLE = new Set<string>([
   "TIMEOUT",
   "RATE_LIMITED",
 ]);
-
-const rethrow = (error: unknown) =>
-  queueMicrotask(() => {
-    throw error;
-  });
 
 /**
  * Creates the browser helper on a socket of a namespace that runs the bridge. Use one helper per
@@ -246,24 +237,6 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     return result;
   }
 
-  const onMessage = (message: BridgeMessage) => {
-    if (typeof message?.topic !== "string") return;
-    const handlers = new Map<MessageHandler, Local>(); // each handler once, first match wins
-    for (const entry of entries.values()) {
-      if (!matches(entry.filter, message.topic)) continue;
-      for (const local of entry.locals) {
-        if (!handlers.has(local.handler)) handlers.set(local.handler, local);
-      }
-    }
-    for (const local of handlers.values()) {
-      try {
-        if (local.active) local.handler(message); // may have been unsubscribed by an earlier one
-      } catch (err) {
-        rethrow(err);
-      }
-    }
-  };
-
   const onDisconnect = () => void disconnects++;
 
   const report = (err: MqttBridgeClientError, filter: string) => {
@@ -314,6 +287,7 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
   }
 
   const onConnect = () => {
+    receiver.connected(); // first: the server then batches what the restores bring
     if (restored === disconnects) return; // the first connect
     restored = disconnects;
     if (socket.recovered) return; // the server kept our rooms
@@ -346,10 +320,11 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     }
   };
 
-  socket.on(events.message, onMessage);
+  const receiver = receive(socket, events, { batch: options.batch ?? true, timeoutMs }, entries);
   socket.on(events.unsubscribed, onUnsubscribed);
   socket.on("disconnect", onDisconnect);
   socket.on("connect", onConnect);
+  if (socket.connected) receiver.connected();
 
   return {
     async subscribe<P>(filter: string, handler: MessageHandler<P>, opts: { qos?: QoS } = {}) {
@@ -387,7 +362,7 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     close() {
       if (closed) return;
       closed = true;
-      socket.off(events.message, onMessage);
+      receiver.close();
       socket.off(events.unsubscribed, onUnsubscribed);
       socket.off("disconnect", onDisconnect);
       for (const timer of timers) clearTimeout(timer);

@@ -516,7 +516,7 @@ describe("browser helper (socket.io-mqtt-bridge/client)", () => {
   it("close() removes its listeners, drops handlers and leaves the rooms", async () => {
     const { fake, socket } = await setup();
     const counts = () =>
-      ["mqtt.message", "mqtt.unsubscribed", "connect", "disconnect"].map(
+      ["mqtt.message", "mqtt.messages", "mqtt.unsubscribed", "connect", "disconnect"].map(
         (e) => socket.listeners(e).length,
       );
     const before = counts();

@@ -234,7 +234,23 @@ function idOf(topic: string): string {
   return topic.split("/")[1] ?? topic;
 }
 
+let skipped = 0;
+
+/**
+ * Counts the updates this page never got: while it could not keep up (a slow network), the
+ * server kept only the latest message of each topic for it, and says how many it left out.
+ */
+function noteSkipped(msg: BridgeMessage): void {
+  if (!msg.skipped) return;
+  skipped += msg.skipped;
+  const note = $("skipped");
+  note.dataset.count = String(skipped);
+  note.textContent = `${skipped} ${skipped === 1 ? "update" : "updates"} skipped`;
+  note.hidden = false;
+}
+
 function onStatus(msg: BridgeMessage): void {
+  noteSkipped(msg);
   const status = msg.payload as Status | null;
   if (!status || typeof status !== "object" || typeof status.state !== "string") return;
   const s = sensor(idOf(msg.topic));
@@ -246,6 +262,7 @@ function onStatus(msg: BridgeMessage): void {
 }
 
 function onReading(msg: BridgeMessage): void {
+  noteSkipped(msg);
   const reading = msg.payload as Reading | null;
   if (!reading || typeof reading.value !== "number" || typeof reading.ts !== "number") return;
   const kind = msg.topic.endsWith("/temp") ? "temp" : "humidity";
