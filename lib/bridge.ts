@@ -106,10 +106,12 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
     return false;
   };
   const lanes = new Lanes(opts, stats, wants);
+  const leaving = { count: 0 };
   const deps: CoreDeps = {
     opts,
     stats,
     lanes,
+    leaving,
     events: emitter,
     fail(err) {
       if (emitter.listenerCount("error") > 0) {
@@ -140,6 +142,8 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
     stats,
     clientRooms,
     lanes,
+    recovery: core.recovery,
+    position: () => core.history?.position(),
     offlineQueued: { count: 0 },
   };
   const guard = new RecoveryGuard(opts, authorizer, core.rooms, clientRooms, stats);
@@ -152,7 +156,10 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
   function setup(socket: Socket): void {
     if (closed || sockets.has(socket)) return;
     sockets.set(socket, attachHandlers(ctx, socket));
+    // the rooms it leaves as it disconnects are let go later (recovery: see lib/broker/linger.ts)
+    socket.once("disconnecting", () => leaving.count++);
     socket.once("disconnect", () => {
+      leaving.count--;
       sockets.get(socket)?.();
       sockets.delete(socket);
       lanes.untrack(socket);
@@ -215,6 +222,13 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       stats.brokerSubscriptions = core.brokerSubscriptions();
       stats.rooms = core.rooms.rooms;
       Object.assign(stats.retained, core.retainedCache());
+      if (core.history) {
+        const held = core.history.held();
+        const r = stats.recovery;
+        ({ epoch: r.epoch, offset: r.offset } = core.history.position());
+        r.messages = held.messages;
+        r.bytes = held.bytes;
+      }
       const d = stats.delivery;
       d.slow = lanes.slowNow;
       d.messagesPerFrame = d.frames === 0 ? 0 : Math.round((d.messages / d.frames) * 100) / 100;

@@ -4,6 +4,8 @@ import { MqttBridgeError } from "./errors";
 import type { ResolvedOptions } from "./options";
 import type { QoS } from "./protocol";
 import type { RoomTracker } from "./sockets/rooms";
+import type { StreamRecovery } from "./sockets/recovery";
+import type { History } from "./routing/history";
 import type { BridgeStats } from "./stats";
 import type { ValidPublish } from "./sockets/validate";
 
@@ -44,6 +46,8 @@ export interface CoreDeps {
   fail(err: Error): void;
   /** The delivery lanes of this node's sockets. */
   lanes: Lanes;
+  /** Sockets of this process disconnecting now (their rooms go as they leave them). */
+  leaving: { count: number };
 }
 
 /** One topology's implementation behind the public bridge object. */
@@ -61,6 +65,10 @@ export interface Core {
   brokerSubscriptions(): number;
   /** This process's retained cache: topics held, and evicted because it was full. */
   retainedCache(): { cached: number; evicted: number };
+  /** The stream this process numbers and keeps (embedded, worker; absent with recovery off). */
+  history?: History;
+  /** Missed-message recovery of this process's sockets (where {@link history} is). */
+  recovery?: StreamRecovery;
   /** Serves a namespace (adapter listeners, cluster messages). */
   attach(nsp: Namespace): void;
   close(): Promise<void>;

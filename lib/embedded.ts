@@ -10,6 +10,9 @@ import { RoomTracker } from "./sockets/rooms";
 import { Router } from "./routing/router";
 import { Session, backoffDelay } from "./broker/session";
 import { SubscriptionTable } from "./broker/subscriptions";
+import { Linger } from "./broker/linger";
+import { History } from "./routing/history";
+import { StreamRecovery } from "./sockets/recovery";
 
 const debug = createDebug("socket.io-mqtt-bridge:subscriptions");
 
@@ -36,12 +39,18 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
   /** The namespaces the bridge serves. */
   const namespaces = new Set<Namespace>();
   const delivery = new Broadcaster(opts, stats, deps.lanes);
+  const history = opts.recovery ? new History(opts.recovery, stats) : undefined;
+  delivery.history = history;
+  const linger = opts.recovery
+    ? new Linger(opts.recovery.windowMs, opts.recovery.maxLingering, stats)
+    : undefined;
 
   const table: SubscriptionTable = new SubscriptionTable(
     session,
     {
       onRefused: (entry) => {
         // a refused SUBACK leaves no socket in the filter's own room, and each one is told
+        history?.uncover(entry.filter);
         const room = rooms.room(entry.filter);
         const err = entry.error ?? new MqttBridgeError("BROKER_REJECTED");
         const notice = unsubscribedNotice(opts, entry.filter, err);
@@ -53,22 +62,42 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
         }
         deps.fail(err);
       },
-      onRemoved: (filter) => router.prune(filter),
+      onRemoved: (filter) => {
+        history?.uncover(filter);
+        router.prune(filter);
+      },
       retryDelay: (attempt) => backoffDelay(attempt - 1, opts.reconnect),
       onFailed: (err) => debug("subscribe failed: %s", err.message),
-      willReplay: (filter, id) => router.expectReplay(filter, id),
+      willReplay: (filter, id) => {
+        history?.cover(filter); // from this SUBSCRIBE on, the filter's messages are in the stream
+        router.expectReplay(filter, id);
+      },
     },
     stats,
   );
 
   const rooms = new RoomTracker(opts, {
-    acquire: (filter, room) => table.acquire(filter, room),
-    release: (filter, room) => table.release(filter, room),
+    acquire: (filter, room) => {
+      table.acquire(filter, room);
+      linger?.cancel(filter, room); // back in time: the room holds the subscription again
+    },
+    release: (filter, room) => {
+      if (!linger) return table.release(filter, room);
+      linger.release(filter, room, deps.leaving.count > 0, () => table.release(filter, room));
+    },
     // what was published before the join is not for the joiner: it gets the retained state
-    joined: (socket, others) => delivery.flush({ id: socket.id, others }),
-    join: (_nsp, socket, filters, others) =>
-      router.replay(filters, others, (m) => socket.emit(opts.events.message, m)),
+    joined: (socket, others, room) => {
+      delivery.flush({ id: socket.id, others });
+      recovery?.joined(socket, room);
+    },
+    join: (_nsp, socket, filters, others) => {
+      if (recovery?.recoveringJoin(socket)) return; // it has the stream: no retained state
+      router.replay(filters, others, (m) => socket.emit(opts.events.message, m));
+    },
   });
+  const recovery = history
+    ? new StreamRecovery(opts, stats, history, rooms, () => delivery.flush())
+    : undefined;
 
   const router: Router = new Router(
     opts,
@@ -92,6 +121,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
   session.on("offline", () => {
     if (up) stats.disconnects++; // a refused first attempt (e.g. MQTT 5 to aedes) is not a loss
     up = false;
+    history?.gap(); // what the broker had while away may be lost
     table.disconnected();
     events.emit("offline");
   });
@@ -129,12 +159,15 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     clientId: () => session.client.options.clientId,
     brokerSubscriptions: () => table.subscriptions,
     retainedCache: () => ({ cached: router.retained.size, evicted: router.retained.evicted }),
+    history,
+    recovery,
     attach(nsp) {
       namespaces.add(nsp);
       delivery.attach(nsp);
       rooms.attach(nsp);
     },
     async close() {
+      linger?.close();
       delivery.close();
       rooms.close();
       await table.close();

@@ -40,10 +40,14 @@ export type {
   PublishAck,
   PublishRequest,
   QoS,
+  SinceRequest,
+  StreamPosition,
   SubscribeAck,
   SubscribeRequest,
   UnsubscribeAck,
   UnsubscribedNotice,
 } from "./protocol";
+export { DEFAULT_RECOVERY } from "./routing/recovery-options";
+export type { RecoveryOptions } from "./routing/recovery-options";
 export type { BridgeStats } from "./stats";
 export { checkTopicFilter, checkTopicName, covers, matches } from "./topic";

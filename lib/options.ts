@@ -7,6 +7,8 @@ import type { EventNames, PublishRequest } from "./protocol";
 import { DEFAULT_EVENTS } from "./protocol";
 import type { DeliveryOptions } from "./delivery/options";
 import { DEFAULT_DELIVERY, resolveDelivery } from "./delivery/options";
+import type { RecoveryOptions } from "./routing/recovery-options";
+import { DEFAULT_RECOVERY, resolveRecovery } from "./routing/recovery-options";
 import type { Limits } from "./limits";
 import { DEFAULT_LIMITS } from "./limits";
 
@@ -122,6 +124,11 @@ export interface MqttBridgeOptions {
   cluster?: Partial<ClusterOptions>;
   /** Slow sockets and batched frames (README, "Slow sockets and batched frames"). */
   delivery?: Partial<DeliveryOptions>;
+  /**
+   * Missed-message recovery across reconnects (README, "Recovery: missed messages across
+   * reconnects"); `false` turns it off (no offsets, no history, no lingering subscriptions).
+   */
+  recovery?: Partial<RecoveryOptions> | boolean;
 }
 
 /** Options with every default applied; internal code only sees this. */
@@ -140,6 +147,7 @@ export interface ResolvedOptions {
   topology: Topology;
   cluster: ClusterOptions;
   delivery: DeliveryOptions;
+  recovery: RecoveryOptions | false;
 }
 
 /** The default reconnect backoff. */
@@ -174,6 +182,7 @@ const TOP_LEVEL: Record<keyof MqttBridgeOptions, true> = {
   topology: true,
   cluster: true,
   delivery: true,
+  recovery: true,
 };
 const ALLOW: Record<keyof AllowOptions, true> = { subscribe: true, publish: true, retain: true };
 const KNOWN_KEYS: KnownKeys = {
@@ -185,6 +194,7 @@ const KNOWN_KEYS: KnownKeys = {
     reconnect: Object.keys(DEFAULT_RECONNECT),
     cluster: Object.keys(DEFAULT_CLUSTER),
     delivery: Object.keys(DEFAULT_DELIVERY),
+    recovery: Object.keys(DEFAULT_RECOVERY),
   },
 };
 
@@ -367,6 +377,7 @@ export function resolveOptions(opts: MqttBridgeOptions = {}): ResolvedOptions {
     topology,
     cluster,
     delivery: resolveDelivery(own(opts, "delivery")),
+    recovery: resolveRecovery(own(opts, "recovery")),
     mqtt: resolveMqtt(own(opts, "mqtt")),
     closeClient: bool("closeClient", own(opts, "closeClient"), false),
     allow: allowResolved,

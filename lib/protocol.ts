@@ -37,8 +37,31 @@ export interface AckFailure {
   error: AckError;
 }
 
+/**
+ * A place in a bridge's stream of messages: `epoch` names the stream (new whenever the bridge
+ * starts), `offset` is the number of its last message counted.
+ */
+export interface StreamPosition {
+  epoch: string;
+  offset: number;
+}
+
 /** Acknowledgement of `mqtt.subscribe`. */
-export type SubscribeAck = { ok: true; room: string; qos: QoS } | AckFailure;
+export type SubscribeAck =
+  | {
+      ok: true;
+      room: string;
+      qos: QoS;
+      /** Where the stream was when the socket joined (absent with `recovery: false`). */
+      position?: StreamPosition;
+      /**
+       * Only when the request had `since`: true when the socket got every message on the filter
+       * it missed since then (before any live one); false when the bridge could not tell what it
+       * missed (it got the retained state instead, as on any join: reload).
+       */
+      recovered?: boolean;
+    }
+  | AckFailure;
 /** Acknowledgement of `mqtt.unsubscribe`. */
 export type UnsubscribeAck = { ok: true } | AckFailure;
 /** Acknowledgement of `mqtt.publish`. */
@@ -83,10 +106,24 @@ export interface BridgeMessage<P = unknown> {
    * one (`delivery.slow: "conflate"`) or dropped (`"drop"`). Absent when none.
    */
   skipped?: number;
+  /** Its place in the bridge's stream (absent with `recovery: false`, and on retained replays). */
+  offset?: number;
 }
 
 /** What a socket sends with `mqtt.subscribe`: a filter or an object. */
-export type SubscribeRequest = string | { filter: string; qos?: QoS };
+export type SubscribeRequest = string | { filter: string; qos?: QoS; since?: SinceRequest };
+
+/**
+ * The position a socket had reached (the `offset` of the last message it got, or the `position`
+ * of its subscribe ack when later), to recover what it missed since.
+ */
+export interface SinceRequest extends StreamPosition {
+  /**
+   * The ids the socket had on its earlier connections (at most 16): with `echo: false`, what it
+   * published then is left out of the replay too.
+   */
+  ids?: string[];
+}
 
 /** What a socket sends with `mqtt.publish`. */
 export interface PublishRequest {

@@ -91,6 +91,29 @@ export interface BridgeStats {
     /** messages / frames (0 before any). */
     messagesPerFrame: number;
   };
+  /** Missed-message recovery (README, "Recovery: missed messages across reconnects"). */
+  recovery: {
+    /** The stream's epoch (undefined with `recovery: false`, and on web nodes: the worker's). */
+    epoch: string | undefined;
+    /** The offset of the last message numbered. */
+    offset: number;
+    /** Messages kept for recovery now. */
+    messages: number;
+    /** Bytes they count (topic + raw payload + 64 each). */
+    bytes: number;
+    /** Messages let go by the history's bounds (`maxMessages`, `maxBytes`, `windowMs`). */
+    expired: number;
+    /** Subscribes with `since` answered `recovered: true`. */
+    recovered: number;
+    /** Subscribes with `since` answered `recovered: false` (the socket got the retained state). */
+    failed: number;
+    /** Messages sent to recovering sockets. */
+    replayed: number;
+    /** Broker subscriptions held now after their last socket disconnected. */
+    lingering: number;
+    /** Broker subscriptions let go at once because `maxLingering` were held already. */
+    lingerRefused: number;
+  };
   /** The worker topology's messages between nodes and worker. */
   cluster: {
     /** Malformed cluster messages (or parts of them) dropped unread. */
@@ -144,6 +167,18 @@ export function createStats(): BridgeStats {
       frames: 0,
       messages: 0,
       messagesPerFrame: 0,
+    },
+    recovery: {
+      epoch: undefined,
+      offset: 0,
+      messages: 0,
+      bytes: 0,
+      expired: 0,
+      recovered: 0,
+      failed: 0,
+      replayed: 0,
+      lingering: 0,
+      lingerRefused: 0,
     },
     cluster: { invalid: 0, repaired: 0 },
   };

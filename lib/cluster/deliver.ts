@@ -163,6 +163,7 @@ function fromWireMessage(item: unknown): BridgeMessage | undefined {
   if (w.properties !== undefined && (typeof w.properties !== "object" || w.properties === null)) {
     return undefined;
   }
+  if (w.offset !== undefined && !(Number.isSafeInteger(w.offset) && w.offset > 0)) return undefined;
   const { b, c, ...m } = w;
   if (b === 1) {
     if (typeof m.payload !== "string") return undefined;

@@ -3,13 +3,18 @@ import type { ResolvedOptions } from "../options";
 import type { BridgeMessage } from "../protocol";
 import type { BridgeStats } from "../stats";
 import { matches } from "../topic";
+import type { History } from "../routing/history";
 import type { Lanes } from "./lanes";
 import { MARKERS } from "./markers";
 
 /** socket.io-parser's EVENT packet type (its PacketType.EVENT). */
 const EVENT_PACKET = 2;
 
-/** Estimated bytes above which a batch is closed and the next message starts another. */
+/**
+ * Estimated bytes above which a batch is closed and the next message starts another; at most a
+ * quarter of `delivery.highWaterMark`, so that a socket that keeps up never holds more than the
+ * mark because of one frame.
+ */
 const MAX_BATCH_BYTES = 262_144;
 
 /** The messages of one event-loop turn bound for one set of rooms (one frame for batchers). */
@@ -88,8 +93,14 @@ export class Broadcaster {
   /** The group each topic went to last, while the turn has several groups. */
   private readonly topicAt = new Map<string, number>();
   private scheduled = false;
+  private readonly maxBatchBytes: number;
   /** The worker's: sends every broadcast to the web nodes too. */
   remote: RemoteSink | undefined;
+  /**
+   * The stream that numbers and keeps every message as it is sent (recovery on, where this
+   * process numbers messages). Numbered in the order sent, so every socket gets increasing offsets.
+   */
+  history: History | undefined;
   private readonly onTurn = () => {
     this.scheduled = false;
     this.flush();
@@ -101,6 +112,7 @@ export class Broadcaster {
     private readonly lanes: Lanes,
   ) {
     lanes.flusher = () => this.flush();
+    this.maxBatchBytes = Math.min(MAX_BATCH_BYTES, Math.floor(opts.delivery.highWaterMark / 4));
   }
 
   /** Emits to `nsp` from now on. */
@@ -116,6 +128,7 @@ export class Broadcaster {
     bytes: number,
   ): void {
     if (!this.opts.delivery.batch) {
+      this.history?.append(message, rooms, origin, bytes);
       this.emit(rooms, origin, [message], [bytes], undefined);
       return;
     }
@@ -125,7 +138,7 @@ export class Broadcaster {
       g === undefined ||
       g.origin !== origin ||
       g.messages.length >= this.opts.delivery.maxBatch ||
-      g.bytes >= MAX_BATCH_BYTES ||
+      g.bytes >= this.maxBatchBytes ||
       (n > 1 && (this.topicAt.get(message.topic) ?? -1) > g.index)
     ) {
       g = { rooms, origin, messages: [], sizes: [], bytes: 0, index: n };
@@ -153,6 +166,11 @@ export class Broadcaster {
     this.last.clear();
     this.topicAt.clear();
     for (const g of groups) {
+      if (this.history) {
+        for (let i = 0; i < g.messages.length; i++) {
+          this.history.append(g.messages[i], g.rooms, g.origin, g.sizes[i]);
+        }
+      }
       if (!joiner) {
         this.emit(g.rooms, g.origin, g.messages, g.sizes, undefined);
         continue;

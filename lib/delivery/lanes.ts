@@ -24,6 +24,8 @@ interface Lane {
   socket: Socket;
   batch: boolean;
   slow: boolean;
+  /** Bytes held at the last check (0 when under the mark). */
+  held: number;
   /** `conflate`, while slow: the latest message per topic. */
   waiting: Map<string, Waiting> | undefined;
   /** `drop`: messages dropped per topic, told (`skipped`) with the next one it gets. */
@@ -41,7 +43,8 @@ function inAny(socket: Socket, rooms: ReadonlySet<string>): boolean {
 /**
  * The delivery lanes of this node's sockets: plain or batching (marker rooms the broadcasts leave
  * out), and slow. Every `delivery.checkMs` it looks at what each socket's connection still holds;
- * past `delivery.highWaterMark` the socket is slow: it joins the slow marker room (no live
+ * past `delivery.highWaterMark` at two checks in a row, not having drained in between, the
+ * socket is slow: it joins the slow marker room (no live
  * broadcast reaches it any more) and, per `delivery.slow`, the node keeps the latest message per
  * topic for it, counts what it drops, or disconnects it. Below half the mark it catches up: it
  * gets what waited (with `skipped`), then live messages again, in this same turn.
@@ -81,6 +84,7 @@ export class Lanes {
       socket,
       batch: false,
       slow: false,
+      held: 0,
       waiting: undefined,
       owed: undefined,
       bytes: 0,
@@ -250,6 +254,13 @@ export class Lanes {
     }
   }
 
+  /** Sends `messages` to `socket` alone, in its mode (a recovering socket's missed messages). */
+  send(socket: Socket, messages: BridgeMessage[]): void {
+    const lane = this.lanes.get(socket);
+    if (lane) return this.deliverTo(lane, messages);
+    for (const m of messages) socket.emit(this.opts.events.message, m);
+  }
+
   /** Emits messages to one socket in its mode (several in `mqtt.messages` frames when it batches). */
   private deliverTo(lane: Lane, messages: BridgeMessage[]): void {
     const { events, delivery } = this.opts;
@@ -273,7 +284,11 @@ export class Lanes {
     for (const lane of this.lanes.values()) {
       const held = heldBytes(lane.socket, hwm);
       if (!lane.slow) {
-        if (held > hwm) this.turnedSlow(lane, held);
+        // one big turn (the process busy for a while, then everything it read sent at once)
+        // fills even a fast socket's buffer for a moment: slow is over the mark at two checks
+        // in a row without having drained anything in between
+        if (held > hwm && lane.held > 0 && held >= lane.held) this.turnedSlow(lane, held);
+        lane.held = held > hwm ? held : 0;
       } else if (held <= hwm / 2) {
         this.caughtUp(lane);
       }
@@ -298,6 +313,10 @@ export class Lanes {
         this.release(lane, w.size);
         if (!this.wants(lane.socket, w.message.topic)) continue;
         out.push(w.skipped > 0 ? { ...w.message, skipped: w.skipped } : w.message);
+      }
+      // in stream order: a socket's offsets only grow (what it reached is what it has)
+      if (out.length > 1 && out[0].offset !== undefined) {
+        out.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
       }
       this.deliverTo(lane, out);
       debug("[%s] caught up: %d waiting messages sent", lane.socket.id, out.length);

@@ -22,10 +22,10 @@ export interface RoomHooks {
    */
   join(nsp: Namespace, socket: Socket, filters: ReadonlySet<string>, others: string[]): void;
   /**
-   * A socket joined a live bridged room (any join, before {@link join}); `others`: the filters of
-   * its other bridged rooms.
+   * A socket joined the live bridged `room` (any join, before {@link join}); `others`: the filters
+   * of its other bridged rooms.
    */
-  joined?(socket: Socket, others: readonly string[]): void;
+  joined?(socket: Socket, others: readonly string[], room: string): void;
 }
 
 /**
@@ -95,7 +95,7 @@ export class RoomTracker {
         const f = r === room ? undefined : link.live.get(r);
         if (f) others.push(...f);
       }
-      this.hooks.joined?.(socket, others);
+      this.hooks.joined?.(socket, others, room);
       if (this.opts.retained) this.hooks.join(nsp, socket, filters, others);
     };
     adapter.on("create-room", onCreate);

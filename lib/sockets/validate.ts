@@ -4,7 +4,7 @@ import { encodePayload } from "../routing/codec";
 import { MqttBridgeError } from "../errors";
 import type { Limits } from "../options";
 import { own } from "../options";
-import type { PublishRequest, QoS } from "../protocol";
+import type { PublishRequest, QoS, SinceRequest } from "../protocol";
 import type { TopicLimits } from "../topic";
 import { checkTopicFilter, checkTopicName, isSharedFilter } from "../topic";
 
@@ -33,6 +33,40 @@ export interface ValidPublish {
 export interface ValidSubscribe {
   filter: string;
   qos: QoS;
+  /** The position to recover from. */
+  since?: SinceRequest;
+}
+
+/** Most earlier socket ids a `since` may name. */
+const MAX_SINCE_IDS = 16;
+/** Longest epoch or socket id a `since` may carry. */
+const MAX_ID_LENGTH = 64;
+
+const isShortString = (v: unknown): v is string =>
+  typeof v === "string" && v.length > 0 && v.length <= MAX_ID_LENGTH;
+
+/** Validates the `since` of a subscribe request. */
+function parseSince(raw: unknown): SinceRequest {
+  if (!isPlainObject(raw)) throw invalid("since must be { epoch, offset, ids? }");
+  for (const key of Object.keys(raw)) {
+    if (key !== "epoch" && key !== "offset" && key !== "ids")
+      throw invalid(`since: option ${JSON.stringify(key)} is not allowed`);
+  }
+  const epoch = own(raw, "epoch");
+  const offset = own(raw, "offset");
+  const ids = own(raw, "ids");
+  if (!isShortString(epoch)) throw invalid(`since.epoch must be a string of 1 to ${MAX_ID_LENGTH}`);
+  if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) {
+    throw invalid("since.offset must be an integer >= 0");
+  }
+  const since: SinceRequest = { epoch, offset };
+  if (ids !== undefined) {
+    if (!Array.isArray(ids) || ids.length > MAX_SINCE_IDS || !ids.every(isShortString)) {
+      throw invalid(`since.ids must be at most ${MAX_SINCE_IDS} socket ids`);
+    }
+    since.ids = [...ids];
+  }
+  return since;
 }
 
 const PROPERTY_KEYS = new Set([
@@ -213,23 +247,28 @@ export function parsePublish(raw: unknown, limits: Limits, mqtt5: boolean): Vali
 }
 
 /**
- * Validates what a socket sent with `mqtt.subscribe` (a filter or `{ filter, qos? }`). Shared
+ * Validates what a socket sent with `mqtt.subscribe` (a filter or `{ filter, qos?, since? }`). Shared
  * subscriptions are refused: each node's bridge must see every message of its rooms.
  */
 export function parseSubscribe(raw: unknown, limits: Limits): ValidSubscribe {
   let filter: unknown = raw;
   let qos: QoS = 0;
+  let since: SinceRequest | undefined;
   if (isPlainObject(raw)) {
     filter = own(raw, "filter");
     qos = parseQos(own(raw, "qos"));
     for (const key of Object.keys(raw)) {
-      if (key !== "filter" && key !== "qos")
+      if (key !== "filter" && key !== "qos" && key !== "since")
         throw invalid(`option ${JSON.stringify(key)} is not allowed`);
     }
+    const s = own(raw, "since");
+    if (s !== undefined) since = parseSince(s);
   } else if (typeof raw !== "string") {
-    throw invalid("expected a topic filter or { filter, qos? }");
+    throw invalid("expected a topic filter or { filter, qos?, since? }");
   }
-  return { filter: checkFilter(filter, limits), qos };
+  const valid: ValidSubscribe = { filter: checkFilter(filter, limits), qos };
+  if (since) valid.since = since;
+  return valid;
 }
 
 /** Validates a topic filter from a socket or from server code; shared subscriptions are refused. */

@@ -140,7 +140,12 @@ describe("delivery: batched frames and slow sockets", function () {
       const t = uniq();
       const h = await setup({
         allow: { subscribe: ["#"] },
-        delivery: { highWaterMark: 65_536, checkMs: 10, ...opts },
+        // the readers share this process's event loop with the server: on a loaded machine they
+        // fall behind by tens of KiB at times (a 64 KiB mark disconnected one once); the stalled
+        // ones fall behind by megabytes
+        delivery: { highWaterMark: 262_144, checkMs: 10, ...opts },
+        // the delivery stage's memory alone (the history's own bound is recovery.maxBytes)
+        recovery: false,
       });
       const readers = [await subscribed(h, `${t}/#`), await subscribed(h, `${t}/#`, true)];
       const stalled = [];
@@ -159,7 +164,10 @@ describe("delivery: batched frames and slow sockets", function () {
         peak = Math.max(peak, process.memoryUsage().rss);
       }, 20);
       const d = await h.device();
-      await flood(d, topics, n, 2048, () => h.stats().messages.in);
+      // paced by the readers: they share this process's event loop with the server, and a
+      // reader left megabytes behind by a publisher faster than it is would be slow too
+      const readersGot = () => Math.min(...readers.map((r) => r.box.got.length));
+      await flood(d, topics, n, 2048, readersGot, 50);
       await waitFor(() => readers.every((r) => r.box.got.length === n), {
         timeoutMs: 20_000,
         message: "the readers got the whole flood",
@@ -234,7 +242,9 @@ describe("delivery: batched frames and slow sockets", function () {
     });
 
     it("disconnect: the stalled sockets are disconnected, the readers are not held back", async () => {
-      const { h, stalled } = await stall({ slow: "disconnect" }, 2, 6000);
+      // the default mark: a reader lagging by a few hundred KiB (it shares this process's event
+      // loop, after the heavier tests above) is not slow; the stalled ones lag by megabytes
+      const { h, stalled } = await stall({ slow: "disconnect", highWaterMark: 1_048_576 }, 2, 6000);
       await waitFor(() => h.stats().delivery.disconnected === 2);
       for (const s of stalled) {
         await waitFor(() => h.serverSocket(s.c.id ?? "") === undefined, {

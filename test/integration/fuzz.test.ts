@@ -111,6 +111,8 @@ function bridgeOptions(hookDice: Dice): MqttBridgeOptions {
       subscriptionsPerSocket: 16,
       brokerSubscriptions: 24,
     },
+    // the broker must hold exactly what the rooms need: no subscription lingers after a disconnect
+    recovery: { maxLingering: 0 },
   };
 }
 

@@ -105,6 +105,12 @@ const TS_BLOCKS: TsBlock[] = [
     prelude: ['import { mqttBridge } from "socket.io-mqtt-bridge";'],
   },
   {
+    name: "recovery options",
+    match: /^mqttBridge\(\{\n {2}recovery:/,
+    fragment: "the options object of a bridge, shown alone: the rest is the minimal server's",
+    prelude: ['import { mqttBridge } from "socket.io-mqtt-bridge";'],
+  },
+  {
     name: "forward web node",
     match: /topology: "forward"/,
     fragment:

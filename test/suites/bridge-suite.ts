@@ -68,7 +68,7 @@ export function bridgeSuite(
       const box = collect(c);
       const t = uniq();
       const ack = await request(c, "mqtt.subscribe", `${t}/+`);
-      expect(ack).to.deep.equal({ ok: true, room: `mqtt:${t}/+`, qos: 0 });
+      expect(ack).to.deep.include({ ok: true, room: `mqtt:${t}/+`, qos: 0 });
       const d = await h.device();
       await devicePublish(d, `${t}/a`, JSON.stringify({ v: 1 }));
       await devicePublish(d, `${t}/b`, "plain text");
@@ -92,7 +92,8 @@ export function bridgeSuite(
       expect(h.stats().brokerSubscriptions).to.equal(nodes);
       await request(a, "mqtt.unsubscribe", t);
       expect(h.stats().brokerSubscriptions).to.equal(1);
-      b.disconnect();
+      // leaving by unsubscribing (a disconnect lets it linger: test/integration/recovery.test.ts)
+      await request(b, "mqtt.unsubscribe", t);
       await waitFor(() => h!.stats().rooms === 0);
       expect(h.stats().brokerSubscriptions).to.equal(0);
       // the broker no longer sends: a barrier topic proves the first publish was not received

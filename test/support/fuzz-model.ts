@@ -122,7 +122,10 @@ export function ackProblem(
       return "accepted although invalid";
     }
     if (event !== EVENT.sub) return keys === "ok" ? undefined : `keys ${keys}`;
-    if (keys !== "ok,qos,room") return `keys ${keys}`;
+    if (keys !== "ok,position,qos,room") return `keys ${keys}`;
+    const position = res.position;
+    if (!isObject(position) || typeof position.epoch !== "string") return "position malformed";
+    if (typeof position.offset !== "number") return "position.offset malformed";
     if (res.room !== PREFIX + input.filter) return `room ${String(res.room)}`;
     return [0, 1, 2].includes(res.qos as number) ? undefined : `qos ${String(res.qos)}`;
   }

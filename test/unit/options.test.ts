@@ -14,6 +14,7 @@ import {
   type MqttBridgeOptions,
 } from "../../lib/options";
 import { DEFAULT_DELIVERY } from "../../lib/delivery/options";
+import { DEFAULT_RECOVERY } from "../../lib/routing/recovery-options";
 import { DEFAULT_EVENTS } from "../../lib/protocol";
 
 /** The option message shape of STYLE.md B.5: Expected `name` to be …, got `value` (type). */
@@ -89,6 +90,12 @@ describe("options", () => {
             slow: "conflate",
             maxWaitingBytes: 67_108_864,
             checkMs: 100,
+          },
+          recovery: {
+            windowMs: 120_000,
+            maxMessages: 10_000,
+            maxBytes: 33_554_432,
+            maxLingering: 1000,
           },
           cluster: { heartbeatMs: 1000, workerTimeoutMs: 3500, syncIntervalMs: 5000 },
         });
@@ -371,6 +378,26 @@ describe("options", () => {
       );
     });
 
+    it("takes recovery: false (off) and true (the defaults); refuses bad recovery values", () => {
+      expect(resolveOptions({ recovery: false }).recovery).to.equal(false);
+      expect(resolveOptions({ recovery: true }).recovery).to.deep.equal(DEFAULT_RECOVERY);
+      expect(resolveOptions({ recovery: { windowMs: 0 } }).recovery).to.include({ windowMs: 0 });
+      expectOptionError({ recovery: "on" }, "recovery");
+      expectOptionError({ recovery: null }, "recovery");
+      expectOptionError({ recovery: [] }, "recovery");
+      for (const [key, bad] of [
+        ["windowMs", -1],
+        ["windowMs", 1.5],
+        ["maxMessages", 0],
+        ["maxMessages", "10"],
+        ["maxBytes", 1023],
+        ["maxLingering", -1],
+        ["maxLingering", NaN],
+      ] as const) {
+        expectOptionError({ recovery: { [key]: bad } }, `recovery.${key}`);
+      }
+    });
+
     it("refuses timer values above 2147483647 ms (setTimeout's maximum)", () => {
       expectOptionError({ ackTimeoutMs: 2_147_483_648 }, "ackTimeoutMs");
       expectOptionError({ reconnect: { minDelayMs: 2_147_483_648 } }, "reconnect.minDelayMs");
@@ -433,6 +460,7 @@ describe("options", () => {
       [{ payloadBytes: 1 }, "payloadBytes", "limits.payloadBytes"],
       [{ heartbeatMs: 1 }, "heartbeatMs", "cluster.heartbeatMs"],
       [{ delivery: { highWatermark: 1 } }, "delivery.highWatermark", "delivery.highWaterMark"],
+      [{ recovery: { window: 1 } }, "recovery.window", "recovery.windowMs"],
     ];
     for (const [opts, name, suggestion] of typos) {
       it(`refuses \`${name}\` and suggests \`${suggestion}\``, () => {
@@ -470,6 +498,7 @@ describe("options", () => {
       expect(() => resolve({ events: { ...DEFAULT_EVENTS } })).not.to.throw();
       expect(() => resolve({ cluster: { ...DEFAULT_CLUSTER } })).not.to.throw();
       expect(() => resolve({ delivery: { ...DEFAULT_DELIVERY } })).not.to.throw();
+      expect(() => resolve({ recovery: { ...DEFAULT_RECOVERY } })).not.to.throw();
       expect(() => resolve({ allow: { subscribe: [], publish: [], retain: [] } })).not.to.throw();
     });
 
@@ -489,6 +518,7 @@ describe("options", () => {
         topology: "embedded",
         cluster: {},
         delivery: {},
+        recovery: {},
       };
       expect(() => resolve(opts)).not.to.throw();
     });

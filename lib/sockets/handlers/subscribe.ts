@@ -1,6 +1,6 @@
 import type { Socket } from "socket.io";
 import { MqttBridgeError, forbidden } from "../../errors";
-import type { QoS, SubscribeAck } from "../../protocol";
+import type { QoS, StreamPosition, SubscribeAck } from "../../protocol";
 import { parseSubscribe } from "../validate";
 import type { Ack, HandlerContext } from "./context";
 import { refuse, reply } from "./context";
@@ -34,7 +34,8 @@ function checkCaps(ctx: HandlerContext, socket: Socket, filter: string): void {
 /**
  * `mqtt.subscribe`: validate, authorize, check the cap, join `bridge.room(filter)` (the room's
  * creation subscribes the broker), and answer once the broker's SUBACK is in. A refused SUBACK
- * leaves no socket in the room.
+ * leaves no socket in the room. With `since`, the messages the socket missed are sent right
+ * before the join (lib/sockets/recovery.ts), or the ack says `recovered: false`.
  */
 export async function onSubscribe(
   ctx: HandlerContext,
@@ -56,12 +57,29 @@ export async function onSubscribe(
     if (socket.disconnected) return;
     if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
     const joined = !socket.rooms.has(room);
+    const since = request.since;
+    // already in the room, it missed nothing on this connection
+    let recovered = since ? !joined : undefined;
+    let position: StreamPosition | undefined;
     if (joined) {
       // checked again with the join in this same turn: requests of one burst all passed the first
       // check while their authorization was awaited, so only this one keeps the caps exact
       checkCaps(ctx, socket, filter);
       ctx.backend.prepare(filter, qos); // before the join, so the first SUBSCRIBE has this QoS
-      await socket.join(room);
+      // from here to the join, nothing else runs: no message can fall between the two
+      const missed = since && ctx.recovery?.recover(socket, filter, room, since);
+      if (since) recovered = missed !== undefined;
+      if (missed && missed.length > 0) ctx.lanes.send(socket, missed);
+      let joining;
+      try {
+        joining = socket.join(room);
+      } finally {
+        ctx.recovery?.done();
+      }
+      position = ctx.position();
+      await joining;
+    } else {
+      position = ctx.position();
     }
     let granted;
     try {
@@ -73,7 +91,10 @@ export async function onSubscribe(
     }
     ctx.clientRooms.add(socket, room);
     ctx.stats.subscribes.ok++;
-    reply(ctx, socket, ack, { ok: true, room, qos: granted });
+    const res: SubscribeAck = { ok: true, room, qos: granted };
+    if (position) res.position = position;
+    if (recovered !== undefined) res.recovered = recovered;
+    reply(ctx, socket, ack, res);
   } catch (err) {
     refuse(ctx, socket, ack, err);
   }
