@@ -1,44 +1,32 @@
 /**
- * Packs the package the way it is published and checks that an application
- * can load both entry points with `import` and with `require()`, and that the
- * tarball ships nothing but dist/, package.json and the usual docs.
+ * Packs the package the way it is published and checks that an application can load both entry
+ * points with `import` (the ES module builds) and with `require()` (the CommonJS build), that the
+ * tarball ships nothing but dist/, the `client/` stub for resolvers that ignore `exports`,
+ * package.json and the usual docs, and the worker command.
+ * test/integration/package-apps.test.ts builds and runs the README's code from the same tarball.
  */
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { readdir, stat, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 // chai 6 is ESM-only: import its types statically, the module itself dynamically.
 import type { expect as chaiExpect } from "chai" with { "resolution-mode": "import" };
-import { cleanupTmp, tmpDir } from "../support/util";
+import ts from "typescript";
+import {
+  appWithPackage,
+  asInRepository,
+  packedTarball,
+  ROOT as root,
+  run,
+} from "../support/packed";
+import { cleanupTmp } from "../support/util";
 
-const root = path.resolve(__dirname, "..", "..");
-const entryPoints = ["lib/index.ts", "lib/client.ts"];
+/** TypeScript's `node10` module resolution (called `node` before TypeScript 5). */
+const NODE10 = ts.ModuleResolutionKind.Node10;
 
-/** Runs a command, resolving with stdout; rejects with its output on failure. */
-function run(command: string, args: string[], cwd: string, timeoutMs = 90_000): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    execFile(
-      command,
-      args,
-      { cwd, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: "utf8" },
-      (err, stdout, stderr) => {
-        if (err) {
-          reject(
-            new Error(
-              `${command} ${args.join(" ")} failed in ${cwd}: ${err.message}\n${stdout}\n${stderr}`,
-            ),
-          );
-        } else {
-          resolve(stdout);
-        }
-      },
-    );
-  });
-}
-
-/** Tarball entries npm may ship: dist/, package.json, README/LICENSE/CHANGELOG. */
+/** Tarball entries npm may ship: dist/, client/package.json, package.json, README/LICENSE/CHANGELOG. */
 const allowedEntry =
-  /^package\/(dist\/.+|package\.json|(README|LICENSE|LICENCE|CHANGELOG)(\.(md|txt))?)$/i;
+  /^package\/(dist\/.+|(client\/)?package\.json|(README|LICENSE|LICENCE|CHANGELOG)(\.(md|txt))?)$/i;
 
 /** Runs a command to its end, whatever its exit code: `{ code, stdout, stderr }`. */
 function runToEnd(
@@ -79,29 +67,10 @@ describe("published package", function () {
 
   before(async function () {
     ({ expect } = await import("chai"));
-    const missing = entryPoints.filter((file) => !existsSync(path.join(root, file)));
-    if (missing.length > 0) {
-      this.skip();
-    }
-
-    // Pack exactly what would be published (runs the prepack build).
-    const packDir = await tmpDir("pkg-pack-");
-    await run("npm", ["pack", "--pack-destination", packDir], root);
-    const tarballs = (await readdir(packDir)).filter((f) => f.endsWith(".tgz"));
-    expect(tarballs).to.have.lengthOf(1);
-    tgz = path.join(packDir, tarballs[0]);
-
-    // A fresh application installing the tarball plus its peer dependency.
-    app = await tmpDir("pkg-app-");
-    await writeFile(
-      path.join(app, "package.json"),
-      JSON.stringify({ name: "pkg-test-app", version: "0.0.0", private: true }, null, 2),
-    );
-    await run(
-      "npm",
-      ["install", "--no-audit", "--no-fund", "--prefer-offline", tgz, "socket.io@4"],
-      app,
-    );
+    // Pack exactly what would be published (runs the prepack build), and install it with its
+    // peer dependency into a fresh application (no optional peers).
+    tgz = await packedTarball();
+    app = await appWithPackage("pkg-app-", [asInRepository("socket.io")]);
   });
 
   after(async function () {
@@ -114,10 +83,16 @@ describe("published package", function () {
     expect(unexpected, "files outside dist/ in the tarball").to.deep.equal([]);
     expect(entries).to.include.members([
       "package/package.json",
+      "package/CHANGELOG.md",
+      "package/client/package.json",
       "package/dist/index.js",
       "package/dist/index.d.ts",
+      "package/dist/index.mjs",
+      "package/dist/index.d.mts",
       "package/dist/client.js",
       "package/dist/client.d.ts",
+      "package/dist/client.mjs",
+      "package/dist/client.d.mts",
       "package/dist/cli.js",
     ]);
     const { size } = await stat(tgz);
@@ -125,28 +100,79 @@ describe("published package", function () {
       `      tarball ${path.basename(tgz)}: ${(size / 1024).toFixed(1)} kB, ${entries.length} entries`,
     );
 
+    // every entry point gives `import` the names `require()` gets
+    const entryPoints = ["socket.io-mqtt-bridge", "socket.io-mqtt-bridge/client"];
     await writeFile(
       path.join(app, "esm.mjs"),
       [
-        'import { mqttBridge } from "socket.io-mqtt-bridge";',
-        'import { mqttClient } from "socket.io-mqtt-bridge/client";',
-        "console.log(typeof mqttBridge, typeof mqttClient);",
+        "const names = {};",
+        `for (const m of ${JSON.stringify(entryPoints)}) names[m] = Object.keys(await import(m)).sort();`,
+        "console.log(JSON.stringify(names));",
         "",
       ].join("\n"),
     );
     await writeFile(
       path.join(app, "cjs.cjs"),
       [
-        'const { mqttBridge } = require("socket.io-mqtt-bridge");',
-        'const { mqttClient } = require("socket.io-mqtt-bridge/client");',
-        "console.log(typeof mqttBridge, typeof mqttClient);",
+        "const names = {};",
+        `for (const m of ${JSON.stringify(entryPoints)}) names[m] = Object.keys(require(m)).sort();`,
+        "console.log(JSON.stringify(names));",
         "",
       ].join("\n"),
     );
-    const esm = await run(process.execPath, ["esm.mjs"], app, 30_000);
-    const cjs = await run(process.execPath, ["cjs.cjs"], app, 30_000);
-    expect(esm.trim(), "import").to.equal("function function");
-    expect(cjs.trim(), "require").to.equal("function function");
+    const esm = JSON.parse(await run(process.execPath, ["esm.mjs"], app, 30_000)) as Record<
+      string,
+      string[]
+    >;
+    const cjs = JSON.parse(await run(process.execPath, ["cjs.cjs"], app, 30_000)) as Record<
+      string,
+      string[]
+    >;
+    expect(esm, "import").to.deep.equal(cjs);
+    expect(cjs["socket.io-mqtt-bridge"], "require").to.include.members(["mqttBridge"]);
+    expect(cjs["socket.io-mqtt-bridge/client"], "require").to.include.members([
+      "MqttBridgeClientError",
+      "mqttClient",
+    ]);
+  });
+
+  it("runs one copy of the server side whether it is imported or required", async function () {
+    // "." imports re-export the CommonJS build; "./client" is an ES module build of its own
+    await writeFile(
+      path.join(app, "both.mjs"),
+      [
+        'import { createRequire } from "node:module";',
+        'import { mqttBridge, MqttBridgeError } from "socket.io-mqtt-bridge";',
+        'import { mqttClient } from "socket.io-mqtt-bridge/client";',
+        "const require = createRequire(import.meta.url);",
+        'const cjs = require("socket.io-mqtt-bridge");',
+        "console.log(JSON.stringify([",
+        "  cjs.mqttBridge === mqttBridge && cjs.MqttBridgeError === MqttBridgeError,",
+        '  require("socket.io-mqtt-bridge/client").mqttClient === mqttClient,',
+        '  import.meta.resolve("socket.io-mqtt-bridge/client").endsWith("/dist/client.mjs"),',
+        "]));",
+        "",
+      ].join("\n"),
+    );
+    const [sameServer, sameClient, clientIsEsm] = JSON.parse(
+      await run(process.execPath, ["both.mjs"], app, 30_000),
+    ) as boolean[];
+    expect(sameServer, "import and require give the same mqttBridge").to.equal(true);
+    expect(sameClient, "the helper's builds are two").to.equal(false);
+    expect(clientIsEsm, "import resolves the helper's ES module build").to.equal(true);
+  });
+
+  it("gives resolvers that ignore exports (TypeScript's node10) the helper through client/", function () {
+    const resolve = (name: string) =>
+      ts.resolveModuleName(name, path.join(app, "index.ts"), { moduleResolution: NODE10 }, ts.sys)
+        .resolvedModule?.resolvedFileName;
+    const pkg = path.join(app, "node_modules", "socket.io-mqtt-bridge");
+    expect(resolve("socket.io-mqtt-bridge/client")).to.equal(path.join(pkg, "dist", "client.d.ts"));
+    expect(resolve("socket.io-mqtt-bridge")).to.equal(path.join(pkg, "dist", "index.d.ts"));
+    const stub = JSON.parse(readFileSync(path.join(pkg, "client", "package.json"), "utf8")) as {
+      main: string;
+    };
+    expect(path.join(pkg, "client", stub.main)).to.equal(path.join(pkg, "dist", "client.js"));
   });
 
   describe("the worker command", () => {

@@ -29,36 +29,11 @@ import type { ManagedChild } from "../support/child";
 import { LogRing, spawnManaged } from "../support/child";
 import type { MosquittoHandle } from "../support/mosquitto";
 import { startMosquitto } from "../support/mosquitto";
+import type { Block } from "../support/readme";
+import { BROWSER_CODE, MINIMAL_SERVER, readmeBlocks, rewrite } from "../support/readme";
 import { cleanupTmp, freePort, tmpDir, waitFor } from "../support/util";
 
 const ROOT = path.resolve(__dirname, "../..");
-
-/** A fenced block of the README. */
-interface Block {
-  lang: string;
-  code: string;
-  /** 1-based line of the opening fence. */
-  line: number;
-}
-
-function readmeBlocks(): Block[] {
-  const lines = readFileSync(path.join(ROOT, "README.md"), "utf8").split("\n");
-  const blocks: Block[] = [];
-  let open: { lang: string; line: number; body: string[] } | undefined;
-  lines.forEach((text, i) => {
-    const fence = /^```(\S*)\s*$/.exec(text);
-    if (!open) {
-      if (fence) open = { lang: fence[1], line: i + 1, body: [] };
-    } else if (fence && fence[1] === "") {
-      blocks.push({ lang: open.lang, code: open.body.join("\n") + "\n", line: open.line });
-      open = undefined;
-    } else {
-      open.body.push(text);
-    }
-  });
-  if (open) throw new Error(`README.md: the block at line ${open.line} is not closed`);
-  return blocks;
-}
 
 /** How one TypeScript block of the README is tested. */
 interface TsBlock {
@@ -89,10 +64,10 @@ const TS_BLOCKS: TsBlock[] = [
       "declare const io: Server;",
     ],
   },
-  { name: "minimal server", match: /^import \{ createServer \} from "node:http";/, run: "server" },
+  { name: "minimal server", match: MINIMAL_SERVER, run: "server" },
   {
     name: "browser",
-    match: /from "socket\.io-mqtt-bridge\/client"/,
+    match: BROWSER_CODE,
     run: "browser",
     resolution: "bundler",
     // the page's own rendering function
@@ -140,13 +115,6 @@ function describeBlock(block: Block): TsBlock {
     );
   }
   return found[0];
-}
-
-/** Replaces `from` (which must occur exactly once) in a block. */
-function rewrite(code: string, from: string, to: string): string {
-  const parts = code.split(from);
-  if (parts.length !== 2) throw new Error(`expected "${from}" once in the block:\n${code}`);
-  return parts.join(to);
 }
 
 /**
