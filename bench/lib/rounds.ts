@@ -54,6 +54,8 @@ export interface PhaseResult {
   roundsCpuPerDelivery: number[];
   /** Write system calls of the server process(es) ÷ deliveries (0 when unreadable). */
   writesPerDelivery: number;
+  /** CPU µs of the receiver processes ÷ deliveries: what a client spends per message. */
+  clientCpuPerDelivery: number;
   stalled: boolean;
   unsustained: boolean;
 }
@@ -81,6 +83,8 @@ export interface Round {
   serverCpu: number;
   brokerCpu: number;
   serverWrites: number;
+  /** CPU µs of the receiver processes (the clients' side). */
+  clientCpu: number;
   stalled: boolean;
   unsustained: boolean;
   histograms: string[];
@@ -107,6 +111,11 @@ async function cpuOf(
   };
 }
 
+/** CPU µs of the receiver processes. */
+function clientCpuOf(pool: Pool): number {
+  return pool.receivers.reduce((t, r) => t + cpuMicros(r.pid), 0);
+}
+
 /** Waits until the receivers have `expected` messages in total, or `timeoutMs` passed. */
 async function drain(pool: Pool, expected: number, timeoutMs = 5000): Promise<number> {
   const end = Date.now() + timeoutMs;
@@ -120,9 +129,19 @@ async function drain(pool: Pool, expected: number, timeoutMs = 5000): Promise<nu
   }
 }
 
-export type Run =
+/** What the publisher does in a round; `shape`: see bench/clients/publisher.ts. */
+export type Run = (
   | { mode: "window"; window: number; durationMs: number }
-  | { mode: "rate"; rate: number; durationMs: number };
+  | { mode: "rate"; rate: number; durationMs: number }
+) &
+  Shape;
+
+/** Bursts, payload size and topics of a workload (the fan-out's: none, 100 bytes, one). */
+export interface Shape {
+  burst?: number;
+  bytes?: number;
+  topics?: number;
+}
 
 /** One measured round of one system. */
 export async function round(
@@ -140,6 +159,7 @@ export async function round(
   );
   const ackFrom = counts.flatMap((c, i) => (c > 0 ? [i] : []));
   const cpu0 = await cpuOf(s);
+  const clients0 = clientCpuOf(pool);
   const t0 = performance.now();
   const res = await pool.publisher.call<RunResult>(
     "run",
@@ -149,6 +169,7 @@ export async function round(
   const delivered = await drain(pool, res.sent * n);
   const seconds = (performance.now() - t0) / 1000;
   const cpu1 = await cpuOf(s);
+  const clients1 = clientCpuOf(pool);
   const stats = await Promise.all(
     pool.receivers.map((r) => r.call<{ histogram?: string }>("stats", { histogram: record })),
   );
@@ -159,6 +180,7 @@ export async function round(
     serverCpu: cpu1.server - cpu0.server,
     brokerCpu: cpu1.broker - cpu0.broker,
     serverWrites: cpu1.writes - cpu0.writes,
+    clientCpu: clients1 - clients0,
     stalled: res.stalled,
     unsustained: res.unsustained,
     histograms: stats.flatMap((x) => (x.histogram ? [x.histogram] : [])),
@@ -183,6 +205,7 @@ export function sum(rounds: Round[], n: number): PhaseResult {
     cpuPerDelivery: (serverCpu + brokerCpu) / Math.max(1, delivered),
     roundsCpuPerDelivery: rounds.map((r) => (r.serverCpu + r.brokerCpu) / Math.max(1, r.delivered)),
     writesPerDelivery: total((r) => r.serverWrites) / Math.max(1, delivered),
+    clientCpuPerDelivery: total((r) => r.clientCpu) / Math.max(1, delivered),
     stalled: rounds.some((r) => r.stalled),
     unsustained: rounds.some((r) => r.unsustained),
   };
