@@ -3,7 +3,7 @@
  * own server process (and its own fresh Mosquitto):
  * - `raw`: raw Socket.IO, one room broadcast per message (bench/servers/raw.ts);
  * - `bridge`: the bridge with batching (the default), its sockets on the browser helper, which
- *   asks for `mqtt.messages` frames (bench/clients/batching-helper.ts);
+ *   asks for `mqtt.messages` frames (its `batch` option, default true) and unpacks them;
  * - `bridge-nobatch`: the same with `delivery.batch: false` (the helper asks, the server says no);
  * - `handwritten`: the hand-written bridge (bench/servers/handwritten.ts), for latency.
  * Per burst size (1, 4, 16 messages written back to back by the publisher, each burst in a turn
@@ -72,8 +72,8 @@ export interface BatchingResult {
   cells: BurstCell[];
   /** Fixed rate, one message at a time. */
   latency: (DeliveryPhase & Latency & { system: BatchSystem; rate: number })[];
-  /** Per system: sockets the server batches for, out of how many, and how many use the stand-in. */
-  sockets: Record<BatchSystem, { batching: number; of: number; standIn: number }>;
+  /** Per system: sockets the server batches for, out of how many. */
+  sockets: Record<BatchSystem, { batching: number; of: number }>;
   serverRssKiB: Record<BatchSystem, number>;
 }
 
@@ -102,20 +102,15 @@ export async function runBatchingBench(
       const url = `http://127.0.0.1:${s.info!.port}`;
       const answers = await Promise.all(
         pool.receivers.map((r, i) =>
-          r.call<{ connected: number; batching: number; standIn: number }>(
+          r.call<{ connected: number; batching: number }>(
             "connect",
             { group: system, kind: "socketio", url, count: counts[i], join },
             120_000,
           ),
         ),
       );
-      const total = (k: "connected" | "batching" | "standIn") =>
-        answers.reduce((acc, a) => acc + a[k], 0);
-      sockets[system] = {
-        of: total("connected"),
-        batching: total("batching"),
-        standIn: total("standIn"),
-      };
+      const total = (k: "connected" | "batching") => answers.reduce((acc, a) => acc + a[k], 0);
+      sockets[system] = { of: total("connected"), batching: total("batching") };
       log(
         `[batching ${system}] up, ${n} clients joined in ${((performance.now() - t) / 1000).toFixed(1)} s` +
           (join === "helper" ? `, ${total("batching")} of them batching` : ""),

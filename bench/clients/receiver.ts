@@ -7,7 +7,8 @@
  * ack socket (every `ackEvery` messages). During a latency phase it records now − send time.
  *
  * Join modes: `bridge` (`mqtt.subscribe` by hand), `event` (the raw and hand-written servers'
- * join event) and `helper` (the browser helper with batching, ./batching-helper.ts). `stall`
+ * join event) and `helper` (the browser helper, `batch: true`: it asks for `mqtt.messages` frames
+ * and unpacks them; its handler gets one message at a time). `stall`
  * stops some sockets of a group from reading (their TCP socket paused, as a client that no longer
  * reads): they leave the acknowledged and timed set and only count what reaches them later,
  * `skipped` counts included.
@@ -22,7 +23,7 @@ import { serve } from "../lib/ipc";
 import type { Stamp } from "../lib/payload";
 import { MESSAGE_EVENT, ROOM, TOPIC, nowMicros } from "../lib/payload";
 import { encodeHistogram, latencyHistogram } from "../lib/stats";
-import { batchingClient, batchingNow } from "./batching-helper";
+import { loadClient } from "../lib/build";
 
 const RING = 1 << 16;
 const MASK = RING - 1;
@@ -36,8 +37,6 @@ interface Member {
   accounted: number;
   /** `helper` mode: whether the server batches for it (its `mqtt.options` answer). */
   batching?: boolean;
-  /** `helper` mode: whether the batching stand-in was added (the helper does not batch yet). */
-  standIn?: boolean;
 }
 type Message = { payload: Stamp; skipped?: number };
 
@@ -86,8 +85,8 @@ async function socketIoClient(url: string, join: Join, filter: string): Promise<
     else onStamp(m.payload.seq, m.payload.t);
   };
   if (join === "helper") {
-    const { client, standIn } = batchingClient(socket);
-    member.standIn = standIn;
+    // the helper asks for `mqtt.messages` frames on every connect and unpacks them
+    const client = loadClient().mqttClient(socket, { batch: true });
     await withTimeout(
       new Promise<void>((r) => socket.once("connect", () => r())),
       10_000,
@@ -109,6 +108,15 @@ async function socketIoClient(url: string, join: Join, filter: string): Promise<
     if (!ok) throw new Error("join refused");
   }
   return member;
+}
+
+/** What the server does for `socket` now: `mqtt.options {}` answers without changing anything. */
+async function batchingNow(socket: Socket): Promise<boolean> {
+  const ack = (await socket.timeout(10_000).emitWithAck("mqtt.options", {})) as {
+    ok: boolean;
+    batch?: boolean;
+  };
+  return ack.ok && ack.batch === true;
 }
 
 /** The client's WebSocket's TCP socket (engine.io-client over `ws` in Node). */
@@ -174,7 +182,6 @@ serve(
       return {
         connected: g.sockets.length + g.clients.length,
         batching: g.sockets.filter((m) => m.batching).length,
-        standIn: g.sockets.filter((m) => m.standIn).length,
       };
     },
     /** The last `count` sockets of `group` stop reading. */

@@ -280,19 +280,14 @@ export function deliveryConsole(d: DeliveryResults): string {
 
 function helperNote(b: BatchingResult): string {
   const s = b.sockets;
-  const bridge = s.bridge;
-  const by =
-    bridge.standIn > 0
-      ? "the batching added by a stand-in (bench/clients/batching-helper.ts: it asks " +
-        "`mqtt.options { batch: true }` on every connect and hands each message of an " +
-        "`mqtt.messages` array to the helper's `mqtt.message` listener, as the helper will)"
-      : "the helper's own batching";
   return (
-    `The bridge's sockets use the browser helper (the tsc build of lib/client.ts) with ${by}; ` +
-    `the server batched for ${bridge.batching} of ${bridge.of} sockets of *bridge, batching* and ` +
-    `${s["bridge-nobatch"].batching} of ${s["bridge-nobatch"].of} of *bridge, batching off* ` +
-    "(`delivery.batch: false`: the helper asks, the server says no). The raw Socket.IO and " +
-    "hand-written servers' sockets listen to `mqtt.message` directly (no helper)"
+    "The bridge's sockets use the browser helper (the tsc build of lib/client.ts, `batch: true`: " +
+    "it asks for `mqtt.messages` frames on every connect and hands their messages to its " +
+    `handlers one by one); the server batched for ${s.bridge.batching} of ${s.bridge.of} ` +
+    `sockets of *bridge, batching* and ${s["bridge-nobatch"].batching} of ` +
+    `${s["bridge-nobatch"].of} of *bridge, batching off* (\`delivery.batch: false\`: the helper ` +
+    "asks, the server says no). The raw Socket.IO and hand-written servers' sockets listen to " +
+    "`mqtt.message` directly (no helper)"
   );
 }
 
