@@ -1,25 +1,31 @@
 /**
- * The benchmark suite of issue 5: `npm run bench` (quick, about two minutes) or
+ * The benchmark suite of issues 5 and 12: `npm run bench` (quick, about five minutes) or
  * `npm run bench -- --full`. Runs, in order: the fan-out bench (4 systems × N), the bridge's
  * server profiled on the fan-out at N = 100 and N = 1, the routing bench, the publish bench (and
- * its profile), the cluster bench (3 nodes with the Redis adapter vs 1, bench/cluster.ts). Then writes
+ * its profile), the cluster bench (3 nodes with the Redis adapter vs 1, bench/cluster.ts), the
+ * batching bench (bench/batching.ts) and the stalled-sockets bench (bench/stalled.ts). Then writes
  * bench/RESULTS.md and bench/results.svg and prints the tables. Everything runs on 127.0.0.1 with private brokers on
  * ephemeral ports; every phase is bounded and the whole run has a hard deadline.
  *
- * Options: --full; --only=fanout,profile,routing,publish,cluster (a subset: prints the tables but
- * leaves RESULTS.md alone); --n=1,100 (room sizes).
+ * Options: --full; --only=fanout,profile,routing,publish,cluster,batching,stalled (a subset:
+ * prints the tables but leaves RESULTS.md alone); --n=1,100 (room sizes); --rounds=N (measured
+ * rounds of every bench, the stalled-sockets bench's included); --stall-seconds=S (length of
+ * each stalled-sockets run: 60 with --full, 15 otherwise).
  */
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as prettier from "prettier";
+import { runBatchingBench } from "./batching";
 import { runClusterBench } from "./cluster";
+import { runStalledBench } from "./stalled";
 import { runPublishBench } from "./publish";
 import { summarizeProfile } from "./profile-summary";
 import type { ParseResult } from "./parse";
 import type { RoutingResult } from "./routing";
 import { ensureBuild, libVersion } from "./lib/build";
 import { config } from "./lib/config";
-import { SYSTEMS, runGroup, startPool, stopPool } from "./lib/fanout";
+import { SYSTEMS, runGroup } from "./lib/fanout";
+import { startPool, stopPool } from "./lib/rounds";
 import { ROOT, startChild } from "./lib/ipc";
 import { loadAverage, machineInfo } from "./lib/proc";
 import type { RunResults } from "./lib/report";
@@ -32,6 +38,10 @@ const only = arg("only")?.split(",");
 const wants = (part: string) => !only || only.includes(part);
 const ns = arg("n")?.split(",").map(Number);
 if (ns) cfg.ns = ns;
+const rounds = arg("rounds");
+if (rounds) cfg.rounds = cfg.stallRounds = Math.max(1, Number(rounds));
+const stallSeconds = arg("stall-seconds");
+if (stallSeconds) cfg.stallSeconds = Math.max(1, Number(stallSeconds));
 
 const started = performance.now();
 const log = (line: string) =>
@@ -159,6 +169,19 @@ async function main(): Promise<void> {
       console.error("cluster bench failed:", err);
       results.cluster = `_failed: ${err instanceof Error ? err.message : String(err)}_`;
     }
+  }
+
+  if (wants("batching")) {
+    log("batching bench: raw Socket.IO vs the bridge with and without batching, N = 100 …");
+    results.batching = await runBatchingBench(cfg, log);
+  }
+
+  if (wants("stalled")) {
+    log(
+      `stalled-sockets bench: ${cfg.stallRounds} × 2 runs of ${cfg.stallSeconds} s (expect ` +
+        `about ${Math.ceil((cfg.stallRounds * 2 * (cfg.stallSeconds + 10)) / 60)} min) …`,
+    );
+    results.stalled = await runStalledBench(cfg, log, cfg.stallSeconds, cfg.stallRounds);
   }
 
   results.seconds = (performance.now() - started) / 1000;

@@ -5,16 +5,27 @@
  *   the highest sequence number all its clients have), for `durationMs` — throughput;
  * - rate: a fixed rate for `durationMs`, open loop — latency (stops early, flagged, when more than
  *   `maxOutstanding` messages are unacknowledged: the system does not sustain the rate).
+ * Options of the delivery benches: `burst` (messages written back to back in one TCP write: one
+ * `write` of several lines, or MQTT.js PUBLISHes of one tick, which mqtt-packet corks into one
+ * `writev`; in window mode each burst has a turn of the publisher's event loop of its own),
+ * `bytes` (payload size) and `topics` (messages spread round-robin over `bench/fanout/<i>`).
  */
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { MqttClient } from "mqtt";
 import { serve } from "../lib/ipc";
 import { connectNoDelay, hasNoDelay, whenConnected } from "../lib/mqtt";
-import { TOPIC, makePayload, nowMicros } from "../lib/payload";
+import { makePayload, nowMicros, topicOf } from "../lib/payload";
+
+/** Where messages go: one message, or several in one TCP write. */
+interface Sink {
+  send: (topic: string, payload: string) => void;
+  sendMany: (messages: [topic: string, payload: string][]) => void;
+  close: () => Promise<void>;
+}
 
 /** Open sinks by id (one per system under test). */
-const sinks = new Map<string, { send: (payload: string) => void; close: () => Promise<void> }>();
+const sinks = new Map<string, Sink>();
 
 // acknowledgements: receiver index → highest fully delivered sequence number, for `phase`
 let phase = -1;
@@ -65,6 +76,12 @@ interface RunArgs {
   maxOutstanding?: number;
   /** window mode: give up when no acknowledgement came for this long */
   stallMs?: number;
+  /** Messages per burst (see the file comment); without it, messages are sent one by one. */
+  burst?: number;
+  /** Payload bytes (default 100). */
+  bytes?: number;
+  /** Topics the messages are spread over (default 1: `bench/fanout`). */
+  topics?: number;
 }
 
 export interface RunResult {
@@ -79,7 +96,9 @@ export interface RunResult {
 function run(a: RunArgs): Promise<RunResult> {
   const sink = sinks.get(a.sink);
   if (!sink) return Promise.reject(new Error(`no sink ${a.sink}`));
-  const send = sink.send;
+  const { send, sendMany } = sink;
+  const bytes = a.bytes;
+  const topics = a.topics ?? 1;
   phase = a.phase;
   lows.clear();
   const acked = () => {
@@ -106,9 +125,41 @@ function run(a: RunArgs): Promise<RunResult> {
     };
     const emit = () => {
       const now = nowMicros();
-      send(makePayload(seq++, now));
+      send(topicOf(seq, topics), makePayload(seq++, now, bytes));
     };
-    if (a.mode === "window") {
+    const burst = (count: number) => {
+      const now = nowMicros();
+      const messages: [string, string][] = [];
+      for (let i = 0; i < count; i++)
+        messages.push([topicOf(seq, topics), makePayload(seq++, now, bytes)]);
+      sendMany(messages);
+    };
+    if (a.mode === "window" && a.burst !== undefined) {
+      const size = a.burst;
+      const window = Math.max(size, a.window ?? 16);
+      const stallMicros = (a.stallMs ?? 2000) * 1000;
+      let waiting = false; // a burst was sent in this turn
+      const next = () => {
+        waiting = false;
+        pump();
+      };
+      const pump = () => {
+        if (waiting || nowMicros() >= deadline || acked() + window - seq < size) return;
+        burst(size);
+        waiting = true;
+        setImmediate(next);
+      };
+      onAck = () => {
+        lastProgress = nowMicros();
+        pump();
+      };
+      timer = setInterval(() => {
+        const now = nowMicros();
+        if (now >= deadline) finish({});
+        else if (now - lastProgress > stallMicros) finish({ stalled: true });
+      }, 5);
+      pump();
+    } else if (a.mode === "window") {
       const window = a.window ?? 16;
       const stallMicros = (a.stallMs ?? 2000) * 1000;
       const pump = () => {
@@ -130,9 +181,13 @@ function run(a: RunArgs): Promise<RunResult> {
       const rate = a.rate ?? 100;
       const total = Math.round((rate * a.durationMs) / 1000);
       const maxOutstanding = a.maxOutstanding ?? Math.max(100, rate);
+      // whole bursts: the first message of burst k is due at k × size / rate
+      const size = a.burst ?? 1;
       timer = setInterval(() => {
-        const due = Math.min(total, Math.floor(((nowMicros() - start) * rate) / 1e6) + 1);
-        while (seq < due) emit();
+        const bursts = Math.floor(((nowMicros() - start) * rate) / 1e6 / size) + 1;
+        const due = Math.min(total, bursts * size);
+        if (a.burst === undefined) while (seq < due) emit();
+        else while (seq < due) burst(Math.min(size, due - seq));
         if (seq - acked() > maxOutstanding) finish({ unsustained: true });
         else if (seq >= total) finish({});
       }, 1);
@@ -153,8 +208,13 @@ serve(
       if (kind === "mqtt") {
         const c: MqttClient = connectNoDelay(url, { reconnectPeriod: 0 });
         await whenConnected(c);
+        const send = (topic: string, payload: string) => void c.publish(topic, payload, { qos: 0 });
         sinks.set(id, {
-          send: (payload) => void c.publish(TOPIC, payload, { qos: 0 }),
+          send,
+          // PUBLISHes of one tick: mqtt-packet corks the socket until the next tick
+          sendMany: (messages) => {
+            for (const [topic, payload] of messages) send(topic, payload);
+          },
           close: () => c.endAsync(true).catch(() => undefined),
         });
         return { noDelay: hasNoDelay(c.stream) };
@@ -166,7 +226,8 @@ serve(
         sock.once("error", reject);
       });
       sinks.set(id, {
-        send: (payload) => void sock.write(payload + "\n"),
+        send: (_topic, payload) => void sock.write(payload + "\n"),
+        sendMany: (messages) => void sock.write(messages.map((m) => m[1] + "\n").join("")),
         close: () => Promise.resolve(void sock.destroy()),
       });
       return { noDelay: hasNoDelay(sock) };

@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import type * as Lib from "../../lib";
+import type * as ClientLib from "../../lib/client";
 import { ROOT } from "./ipc";
 
 export const BUILD_DIR = path.join(ROOT, "bench", ".dist");
@@ -60,4 +61,11 @@ export function loadBridge(): typeof Lib {
   const candidate = process.env.BENCH_BRIDGE_BUILD;
   if (!candidate) ensureBuild();
   return createRequire(__filename)(candidate ?? BUILD_DIR) as typeof Lib;
+}
+
+/** The browser helper (`socket.io-mqtt-bridge/client`) from the same build as {@link loadBridge}. */
+export function loadClient(): typeof ClientLib {
+  const candidate = process.env.BENCH_BRIDGE_BUILD;
+  if (!candidate) ensureBuild();
+  return createRequire(__filename)(path.join(candidate ?? BUILD_DIR, "client")) as typeof ClientLib;
 }

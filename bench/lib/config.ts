@@ -1,4 +1,4 @@
-/** Quick (`npm run bench`, about two minutes) and full (`npm run bench -- --full`) settings. */
+/** Quick (`npm run bench`, about five minutes) and full (`npm run bench -- --full`) settings. */
 
 export type Mode = "quick" | "full";
 
@@ -25,6 +25,9 @@ export interface Config {
   publishClients: number;
   publishWindow: number;
   publishMs: number;
+  /** Stalled-sockets bench (bench/stalled.ts): seconds per run, and rounds of its two runs. */
+  stallSeconds: number;
+  stallRounds: number;
   /** Hard limit for the whole run; children are killed and the run fails past it. */
   deadlineMs: number;
 }
@@ -47,7 +50,9 @@ export function config(mode: Mode): Config {
     publishClients: 10,
     publishWindow: 8,
     publishMs: full ? 10_000 : 3000,
-    deadlineMs: full ? 30 * 60_000 : 6 * 60_000,
+    stallSeconds: full ? 60 : 15,
+    stallRounds: 1,
+    deadlineMs: full ? 45 * 60_000 : 12 * 60_000,
   };
 }
 

@@ -1,4 +1,7 @@
-/** The workload's message: exactly 100 bytes of JSON carrying a sequence number and a send time. */
+/**
+ * The workload's message: exactly 100 bytes of JSON (or the size a workload asks for) carrying a
+ * sequence number and a send time.
+ */
 
 export const PAYLOAD_BYTES = 100;
 /** The topic the publisher sends to and every receiver listens on. */
@@ -8,7 +11,7 @@ export const ROOM = TOPIC;
 /** The event every server emits (the bridge's default `mqtt.message`). */
 export const MESSAGE_EVENT = "mqtt.message";
 
-const PAD = "x".repeat(PAYLOAD_BYTES);
+let pad = "x".repeat(PAYLOAD_BYTES);
 
 /** Now, in µs of the monotonic clock (CLOCK_MONOTONIC: the same in every process of the machine). */
 export function nowMicros(): number {
@@ -16,10 +19,16 @@ export function nowMicros(): number {
   return s * 1e6 + Math.floor(ns / 1000);
 }
 
-/** `{"seq":…,"t":…,"pad":"xx…"}`, padded to exactly {@link PAYLOAD_BYTES} bytes. */
-export function makePayload(seq: number, t: number): string {
+/** `{"seq":…,"t":…,"pad":"xx…"}`, padded to exactly `bytes` (default {@link PAYLOAD_BYTES}). */
+export function makePayload(seq: number, t: number, bytes = PAYLOAD_BYTES): string {
   const head = `{"seq":${seq},"t":${t},"pad":"`;
-  return head + PAD.slice(0, PAYLOAD_BYTES - head.length - 2) + '"}';
+  if (pad.length < bytes) pad = "x".repeat(bytes);
+  return head + pad.slice(0, bytes - head.length - 2) + '"}';
+}
+
+/** The topic of message `seq` when a workload spreads its messages over `topics` topics. */
+export function topicOf(seq: number, topics: number): string {
+  return topics > 1 ? `${TOPIC}/${seq % topics}` : TOPIC;
 }
 
 /** What the receivers read back from a payload. */

@@ -1,15 +1,21 @@
 /** Turns the results of a run into RESULTS.md, results.svg and the console tables. */
+import type { BatchingResult } from "../batching";
 import type { ClusterResult } from "../cluster";
+import type { StallResult } from "../stalled";
 import type { PublishResult } from "../publish";
 import type { ParseResult } from "../parse";
 import type { RoutingResult } from "../routing";
 import type { Config } from "./config";
 import { MATCHED_LOAD } from "./config";
-import type { CellResult, PhaseResult, System } from "./fanout";
+import type { CellResult, System } from "./fanout";
 import { SYSTEMS, SYSTEM_NAMES } from "./fanout";
+import type { PhaseResult } from "./rounds";
 import type { MachineInfo } from "./proc";
 import { fmt, fmtMicros, markdownTable, textTable } from "./stats";
+import { deliveryConsole, deliverySections } from "./report-delivery";
 import { chart } from "./svg";
+import type { Target } from "./targets";
+import { ratio, ratioTarget, verdict } from "./targets";
 
 export interface RunResults {
   cfg: Config;
@@ -22,14 +28,10 @@ export interface RunResults {
   profiles: { title: string; summary: string }[];
   /** The cluster bench's results, or why it did not run. */
   cluster: ClusterResult[] | string;
+  /** The delivery benches of issue 12 (bench/batching.ts, bench/stalled.ts). */
+  batching?: BatchingResult;
+  stalled?: StallResult;
   seconds: number;
-}
-
-export interface Target {
-  target: string;
-  measured: string;
-  limit: string;
-  pass: boolean | undefined;
 }
 
 const COLORS: Record<System, string> = {
@@ -43,24 +45,6 @@ const mib = (kib: number) => (kib ? fmt(kib / 1024, 0) : "–");
 
 function cellOf(r: RunResults, system: System, n: number): CellResult | undefined {
   return r.cells.find((c) => c.system === system && c.n === n);
-}
-
-function ratio(a: number | undefined, b: number | undefined): number | undefined {
-  return a === undefined || b === undefined || b === 0 ? undefined : a / b;
-}
-
-function ratioTarget(
-  name: string,
-  value: number | undefined,
-  limit: number,
-  atMost: boolean,
-): Target {
-  return {
-    target: name,
-    measured: value === undefined ? "n/a" : `${value.toFixed(2)}×`,
-    limit: `${atMost ? "≤" : "≥"} ${limit}×`,
-    pass: value === undefined ? undefined : atMost ? value <= limit : value >= limit,
-  };
 }
 
 export function targets(r: RunResults): Target[] {
@@ -135,8 +119,6 @@ export function targets(r: RunResults): Target[] {
   });
   return out;
 }
-
-const verdict = (p: boolean | undefined) => (p === undefined ? "n/a" : p ? "pass" : "FAIL");
 
 /** "total (server + broker)" CPU µs per delivery of a phase. */
 function cpuSplit(p: PhaseResult): string {
@@ -305,11 +287,17 @@ const TARGET_HEAD = ["target", "measured", "limit", "result"];
 /** The tables printed at the end of a run. */
 export function consoleReport(r: RunResults): string {
   const f = fanoutTable(r);
-  const parts = [textTable(f.head, f.rows), "", textTable(TARGET_HEAD, targetRows(r))];
-  if (r.routing) parts.push("", textTable(...routingTable(r.routing)));
-  if (r.publish) parts.push("", textTable(...publishTable(r.publish)));
-  if (typeof r.cluster !== "string") parts.push("", textTable(...clusterTable(r.cluster)));
-  return parts.join("\n");
+  const parts: string[] = [];
+  if (f.rows.length) parts.push(textTable(f.head, f.rows));
+  // the issue-5 targets, unless a partial run measured none of them
+  if (targets(r).some((t) => t.pass !== undefined))
+    parts.push(textTable(TARGET_HEAD, targetRows(r)));
+  if (r.routing) parts.push(textTable(...routingTable(r.routing)));
+  if (r.publish) parts.push(textTable(...publishTable(r.publish)));
+  if (typeof r.cluster !== "string") parts.push(textTable(...clusterTable(r.cluster)));
+  const delivery = deliveryConsole(r);
+  if (delivery) parts.push(delivery);
+  return parts.join("\n\n");
 }
 
 function routingTable(results: RoutingResult[]): [string[], string[][]] {
@@ -622,6 +610,7 @@ export function resultsMarkdown(r: RunResults): string {
           .join(", ") +
         ".",
     "",
+    ...deliverySections(r, r.cfg),
     "## Profiles of the bridge server",
     "",
     "`node --cpu-prof` on the bridge's server process during a throughput phase of the fan-out " +

@@ -3,7 +3,14 @@
  * (`mqtt: client`, closed on close) so that its TCP socket has TCP_NODELAY; otherwise the
  * options are the defaults (MQTT 5, decode "auto", retained cache on, echo on), except the
  * publish rate limit, raised for the publish bench.
+ *
+ *   node --import tsx bench/servers/bridge.ts <broker URL> [<JSON: { delivery?, io? }>]
+ *
+ * The optional JSON gives the bridge's `delivery` options and Socket.IO server options (the
+ * delivery benches: `delivery.batch: false`, a longer `pingTimeout`).
  */
+import type { ServerOptions } from "socket.io";
+import type { MqttBridgeOptions } from "../../lib";
 import { loadBridge } from "../lib/build";
 import { connectNoDelay, hasNoDelay, whenConnected } from "../lib/mqtt";
 import { serveServer, startIo } from "./common";
@@ -11,13 +18,18 @@ import { serveServer, startIo } from "./common";
 async function main(): Promise<void> {
   const { mqttBridge } = loadBridge();
   const brokerUrl = process.argv[2];
-  const { io, port, close } = await startIo();
+  const extra = JSON.parse(process.argv[3] ?? "{}") as {
+    delivery?: MqttBridgeOptions["delivery"];
+    io?: Partial<ServerOptions>;
+  };
+  const { io, port, close } = await startIo(extra.io);
   const client = connectNoDelay(brokerUrl, { protocolVersion: 5, resubscribe: false });
   const bridge = mqttBridge({
     mqtt: client,
     closeClient: true,
     allow: { subscribe: ["bench/#"], publish: ["bench/#"] },
     limits: { publishRate: 1_000_000, publishBurst: 1_000_000 },
+    ...(extra.delivery ? { delivery: extra.delivery } : {}),
   });
   bridge.on("error", (err) => console.error("bench bridge:", err.message));
   io.use(bridge);

@@ -1,11 +1,13 @@
 /**
  * What every bench server shares: a Socket.IO server on an ephemeral loopback port (WebSocket
  * transport only) and the IPC commands the orchestrator uses: `info`, `cpu` (process.cpuUsage),
- * `mark` (the monotonic clock, to window a CPU profile), `stop`.
+ * `mark` (the monotonic clock, to window a CPU profile), `rss` (resident set size, sampled by the
+ * process itself), `stop`.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Server } from "socket.io";
+import type { ServerOptions } from "socket.io";
 import type { Handlers } from "../lib/ipc";
 import { serve } from "../lib/ipc";
 import { nowMicros } from "../lib/payload";
@@ -23,16 +25,35 @@ export interface ServerInfo {
   mqttNoDelay?: boolean;
 }
 
-export async function startIo(): Promise<{ io: Server; port: number; close: () => Promise<void> }> {
+export async function startIo(
+  opts: Partial<ServerOptions> = {},
+): Promise<{ io: Server; port: number; close: () => Promise<void> }> {
   const http = createServer();
-  const io = new Server(http, { transports: ["websocket"], serveClient: false });
+  const io = new Server(http, { transports: ["websocket"], serveClient: false, ...opts });
   await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
   const port = (http.address() as AddressInfo).port;
   const close = () => new Promise<void>((resolve) => void io.close(() => resolve()));
   return { io, port, close };
 }
 
-/** Answers the orchestrator: `info`, `cpu`, `mark`, plus `extra`; `stop` runs `onStop` and exits. */
+/** The resident set size, sampled every 20 ms from `rss { reset: true }` on: start, peak, now. */
+const rss = { start: 0, peak: 0, timer: undefined as NodeJS.Timeout | undefined };
+
+function rssCommand({ reset }: { reset?: boolean }): { start: number; peak: number; now: number } {
+  const now = process.memoryUsage.rss();
+  if (reset) {
+    clearInterval(rss.timer);
+    rss.start = rss.peak = now;
+    rss.timer = setInterval(() => {
+      rss.peak = Math.max(rss.peak, process.memoryUsage.rss());
+    }, 20);
+    rss.timer.unref();
+  }
+  rss.peak = Math.max(rss.peak, now);
+  return { start: rss.start, peak: rss.peak, now };
+}
+
+/** Answers the orchestrator: `info`, `cpu`, `mark`, `rss`, plus `extra`; `stop` runs `onStop` and exits. */
 export function serveServer(
   info: ServerInfo,
   onStop: () => Promise<void>,
@@ -43,6 +64,7 @@ export function serveServer(
       info: () => info,
       cpu: () => process.cpuUsage(),
       mark: () => nowMicros(),
+      rss: rssCommand,
       ...extra,
     },
     onStop,
