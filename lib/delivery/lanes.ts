@@ -24,8 +24,8 @@ interface Lane {
   socket: Socket;
   batch: boolean;
   slow: boolean;
-  /** Bytes held at the last check (0 when under the mark). */
-  held: number;
+  /** Over the mark at the last check. */
+  over: boolean;
   /** `conflate`, while slow: the latest message per topic. */
   waiting: Map<string, Waiting> | undefined;
   /** `drop`: messages dropped per topic, told (`skipped`) with the next one it gets. */
@@ -43,11 +43,10 @@ function inAny(socket: Socket, rooms: ReadonlySet<string>): boolean {
 /**
  * The delivery lanes of this node's sockets: plain or batching (marker rooms the broadcasts leave
  * out), and slow. Every `delivery.checkMs` it looks at what each socket's connection still holds;
- * past `delivery.highWaterMark` at two checks in a row, not having drained in between, the
- * socket is slow: it joins the slow marker room (no live
- * broadcast reaches it any more) and, per `delivery.slow`, the node keeps the latest message per
- * topic for it, counts what it drops, or disconnects it. Below half the mark it catches up: it
- * gets what waited (with `skipped`), then live messages again, in this same turn.
+ * past `delivery.highWaterMark` at two checks in a row the socket is slow: it joins the slow
+ * marker room (no live broadcast reaches it any more) and, per `delivery.slow`, the node keeps the
+ * latest message per topic for it, counts what it drops, or disconnects it. Below half the mark it
+ * catches up: it gets what waited (with `skipped`), then live messages again, in this same turn.
  */
 export class Lanes {
   /** Sends the broadcasts still pending (set by the node's broadcaster). */
@@ -84,7 +83,7 @@ export class Lanes {
       socket,
       batch: false,
       slow: false,
-      held: 0,
+      over: false,
       waiting: undefined,
       owed: undefined,
       bytes: 0,
@@ -286,9 +285,9 @@ export class Lanes {
       if (!lane.slow) {
         // one big turn (the process busy for a while, then everything it read sent at once)
         // fills even a fast socket's buffer for a moment: slow is over the mark at two checks
-        // in a row without having drained anything in between
-        if (held > hwm && lane.held > 0 && held >= lane.held) this.turnedSlow(lane, held);
-        lane.held = held > hwm ? held : 0;
+        // in a row (heldBytes stops counting past the mark: amounts are not comparable)
+        if (held > hwm && lane.over) this.turnedSlow(lane, held);
+        lane.over = held > hwm;
       } else if (held <= hwm / 2) {
         this.caughtUp(lane);
       }

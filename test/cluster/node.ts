@@ -80,7 +80,14 @@ async function main(): Promise<void> {
   const allow = { subscribe: ["#"], publish: ["#"], retain: ["#"] };
   const bridge = FORWARD
     ? mqttBridge({ topology: "forward", allow, cluster: CLUSTER_TIMING, ackTimeoutMs: 3000 })
-    : mqttBridge({ mqtt: MQTT_URL, allow, reconnect: { minDelayMs: 100, maxDelayMs: 500 } });
+    : mqttBridge({
+        mqtt: MQTT_URL,
+        allow,
+        reconnect: { minDelayMs: 100, maxDelayMs: 500 },
+        // these suites assert each node's exact broker subscriptions as sockets come and go: no
+        // subscription lingers after a disconnect (lingering: test/integration/recovery.test.ts)
+        recovery: { maxLingering: 0 },
+      });
   bridge.on("error", (err) => {
     problems.bridgeErrors++;
     log("bridge error:", err.message);
