@@ -123,6 +123,19 @@ function run(a: RunArgs): Promise<RunResult> {
         ...r,
       });
     };
+    /** Pumps on every ack; ends the run at the deadline, or when no ack came for `stallMicros`. */
+    const watch = (pump: () => void, stallMicros: number) => {
+      onAck = () => {
+        lastProgress = nowMicros();
+        pump();
+      };
+      timer = setInterval(() => {
+        const now = nowMicros();
+        if (now >= deadline) finish({});
+        else if (now - lastProgress > stallMicros) finish({ stalled: true });
+      }, 5);
+      pump();
+    };
     const emit = () => {
       const now = nowMicros();
       send(topicOf(seq, topics), makePayload(seq++, now, bytes));
@@ -149,16 +162,7 @@ function run(a: RunArgs): Promise<RunResult> {
         waiting = true;
         setImmediate(next);
       };
-      onAck = () => {
-        lastProgress = nowMicros();
-        pump();
-      };
-      timer = setInterval(() => {
-        const now = nowMicros();
-        if (now >= deadline) finish({});
-        else if (now - lastProgress > stallMicros) finish({ stalled: true });
-      }, 5);
-      pump();
+      watch(pump, stallMicros);
     } else if (a.mode === "window") {
       const window = a.window ?? 16;
       const stallMicros = (a.stallMs ?? 2000) * 1000;
@@ -167,16 +171,7 @@ function run(a: RunArgs): Promise<RunResult> {
         const limit = acked() + window;
         while (seq < limit) emit();
       };
-      onAck = () => {
-        lastProgress = nowMicros();
-        pump();
-      };
-      timer = setInterval(() => {
-        const now = nowMicros();
-        if (now >= deadline) finish({});
-        else if (now - lastProgress > stallMicros) finish({ stalled: true });
-      }, 5);
-      pump();
+      watch(pump, stallMicros);
     } else {
       const rate = a.rate ?? 100;
       const total = Math.round((rate * a.durationMs) / 1000);

@@ -3,6 +3,7 @@
  * with its own fresh Mosquitto (raw Socket.IO: none), the publisher's sink to it, and the bridge's
  * delivery counters read around a round.
  */
+import type { BridgeStats } from "../../lib/stats";
 import { startMosquitto } from "../../test/support/mosquitto";
 import type { ServerInfo } from "../servers/common";
 import { startChild } from "./ipc";
@@ -10,15 +11,7 @@ import type { Pool, Round, Run, Subject } from "./rounds";
 import { round } from "./rounds";
 
 /** The bridge's `stats().delivery` (lib/stats.ts). */
-export interface DeliveryCounters {
-  slow: number;
-  conflated: number;
-  dropped: number;
-  disconnected: number;
-  frames: number;
-  messages: number;
-  messagesPerFrame: number;
-}
+export type DeliveryCounters = BridgeStats["delivery"];
 
 /** How a delivery-bench system is started. */
 export interface SubjectSpec<S extends string> {

@@ -23,7 +23,7 @@ import { LogRing, spawnManaged } from "../support/child";
 import type { MosquittoHandle } from "../support/mosquitto";
 import { startMosquitto } from "../support/mosquitto";
 import { appWithPackage, asInRepository, ROOT } from "../support/packed";
-import { BROWSER_CODE, MINIMAL_SERVER, readmeBlock, rewrite } from "../support/readme";
+import { BROWSER_CODE, MINIMAL_SERVER, readmeBlock, rewrite, seenOnChat } from "../support/readme";
 import { cleanupTmp, freePort, waitFor } from "../support/util";
 
 type Resolution = "node16" | "nodenext" | "bundler";
@@ -187,16 +187,8 @@ describe("the README's code in applications that install the packed tarball", fu
     }
 
     /** Waits until the device saw `count` copies of `message` on chat/lobby. */
-    async function seen(message: object, count: number, what: string): Promise<void> {
-      const text = JSON.stringify(message);
-      await waitFor(() => chat.filter((m) => m === text).length >= count, {
-        timeoutMs: 15_000,
-        intervalMs: 50,
-        message: what,
-      }).catch((err: Error) => {
-        throw new Error(`${err.message}\ndevice saw: ${chat.join(" | ")}\n${output()}`);
-      });
-    }
+    const seen = (message: object, count: number, what: string) =>
+      seenOnChat(chat, message, count, what, output);
 
     it("runs the minimal server and the browser code as ESM, as CommonJS and bundled", async () => {
       const ports = { esm: await freePort(), cjs: await freePort() };

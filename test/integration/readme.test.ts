@@ -30,7 +30,7 @@ import { LogRing, spawnManaged } from "../support/child";
 import type { MosquittoHandle } from "../support/mosquitto";
 import { startMosquitto } from "../support/mosquitto";
 import type { Block } from "../support/readme";
-import { BROWSER_CODE, MINIMAL_SERVER, readmeBlocks, rewrite } from "../support/readme";
+import { BROWSER_CODE, MINIMAL_SERVER, readmeBlocks, rewrite, seenOnChat } from "../support/readme";
 import { cleanupTmp, freePort, tmpDir, waitFor } from "../support/util";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -229,16 +229,8 @@ describe("README.md code blocks", function () {
     }
 
     /** Waits until the device saw `count` copies of `message` on chat/lobby. */
-    async function seen(message: object, count: number, what: string): Promise<void> {
-      const text = JSON.stringify(message);
-      await waitFor(() => chat.filter((m) => m === text).length >= count, {
-        timeoutMs: 15_000,
-        intervalMs: 50,
-        message: what,
-      }).catch((err: Error) => {
-        throw new Error(`${err.message}\ndevice saw: ${chat.join(" | ")}\n${output()}`);
-      });
-    }
+    const seen = (message: object, count: number, what: string) =>
+      seenOnChat(chat, message, count, what, output);
 
     it("the minimal server and the browser code run as written, as ESM and as CommonJS", async () => {
       const server = tsBlocks.find((b) => describeBlock(b).run === "server")!;

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { waitFor } from "./util";
 
 /** A fenced block of the README. */
 export interface Block {
@@ -57,3 +58,24 @@ export const MINIMAL_SERVER = /^import \{ createServer \} from "node:http";/;
 
 /** Recognizes the README's browser code. */
 export const BROWSER_CODE = /from "socket\.io-mqtt-bridge\/client"/;
+
+/**
+ * Waits until `chat` (what a device saw on chat/lobby) holds `count` copies of `message`; on a
+ * timeout, the error tells what the device saw and the servers' `output`.
+ */
+export async function seenOnChat(
+  chat: string[],
+  message: object,
+  count: number,
+  what: string,
+  output: () => string,
+): Promise<void> {
+  const text = JSON.stringify(message);
+  await waitFor(() => chat.filter((m) => m === text).length >= count, {
+    timeoutMs: 15_000,
+    intervalMs: 50,
+    message: what,
+  }).catch((err: Error) => {
+    throw new Error(`${err.message}\ndevice saw: ${chat.join(" | ")}\n${output()}`);
+  });
+}
