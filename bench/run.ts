@@ -8,9 +8,10 @@
  * ephemeral ports; every phase is bounded and the whole run has a hard deadline.
  *
  * Options: --full; --only=fanout,profile,routing,publish,cluster,batching,stalled (a subset:
- * prints the tables but leaves RESULTS.md alone); --n=1,100 (room sizes); --rounds=N (measured
- * rounds of every bench, the stalled-sockets bench's included); --stall-seconds=S (length of
- * each stalled-sockets run: 60 with --full, 15 otherwise).
+ * prints the tables but leaves RESULTS.md alone; --out=FILE writes that partial report there);
+ * --n=1,100 (room sizes); --rounds=N (measured rounds of every bench, the stalled-sockets bench's
+ * included); --stall-seconds=S (length of each stalled-sockets run: 60 with --full, 15
+ * otherwise).
  */
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -196,6 +197,12 @@ async function main(): Promise<void> {
   if (only) {
     // a partial run must not replace the committed results with a mostly empty report
     log("--only: bench/RESULTS.md and bench/results.svg left as they are");
+    const out = arg("out");
+    if (out) {
+      const file = path.resolve(ROOT, out);
+      writeFileSync(file, await prettier.format(resultsMarkdown(results), { filepath: file }));
+      log(`wrote the partial report to ${out}`);
+    }
     return;
   }
   writeFileSync(mdFile, md);
