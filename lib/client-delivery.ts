@@ -29,6 +29,8 @@ export interface Local {
 export interface Dispatchable {
   filter: string;
   locals: ReadonlySet<Local>;
+  /** The largest `offset` dispatched to its handlers on this connection (raised here). */
+  seen: number;
 }
 
 /** Rethrows `error` outside the caller (a microtask), so it surfaces as an uncaught error. */
@@ -60,8 +62,10 @@ export function receive(
   const onMessage = (message: BridgeMessage) => {
     if (typeof message?.topic !== "string") return;
     const handlers = new Map<MessageHandler, Local>(); // each handler once, first match wins
+    const offset = typeof message.offset === "number" ? message.offset : -1;
     for (const entry of subscriptions.values()) {
       if (!matches(entry.filter, message.topic)) continue;
+      if (offset > entry.seen) entry.seen = offset;
       for (const local of entry.locals) {
         if (!handlers.has(local.handler)) handlers.set(local.handler, local);
       }

@@ -40,6 +40,14 @@ export interface MqttClientOptions {
    */
   onError?: (error: MqttBridgeClientError, filter: string) => void;
   /**
+   * Called after each subscription is restored on a reconnect. `recovered` is true when the
+   * handlers got every message of the filter missed while disconnected (in order, once, before the
+   * live ones; or Socket.IO recovered the connection); false when the bridge could not tell what
+   * was missed (another bridge epoch, history no longer complete, recovery off): the handlers got
+   * the retained state as on any subscribe, and the app should reload what it shows for `filter`.
+   */
+  onRestore?: (filter: string, recovered: boolean) => void;
+  /**
    * Backoff of the helper's own retries: a restore that failed with a code a retry can fix
    * (`BROKER_UNAVAILABLE`, `BROKER_REJECTED`, `TIMEOUT`, `RATE_LIMITED`), and a subscription the
    * server dropped with `mqtt.unsubscribed` and `BROKER_REJECTED`. The delay doubles from
@@ -69,6 +77,11 @@ export interface Subscription {
   readonly room: string;
   /** The QoS the server granted for this filter. */
   readonly qos: QoS;
+  /**
+   * After a restore (a reconnect), whether it recovered every missed message (see `onRestore`);
+   * `undefined` before the first restore.
+   */
+  readonly recovered: boolean | undefined;
   /** Stops this handler; the server is told when no local subscription of the filter is left. Idempotent. */
   unsubscribe(): Promise<void>;
 }
@@ -142,8 +155,30 @@ interface Entry {
    * waits for its retry: the one retry chain of the filter.
    */
   restoring?: number | undefined;
+  /** The stream `offset` belongs to (the bridge's epoch, from the acks). */
+  epoch?: string | undefined;
+  /** Position reached: the handlers got every message of the filter up to it (in `epoch`). */
+  offset: number;
+  /** The largest offset dispatched to its handlers on this connection (see client-delivery). */
+  seen: number;
+  /** The connection (count of disconnects) on which the server acknowledged it last. */
+  joinedOn?: number | undefined;
+  /** Its handlers got messages on a connection where it was not subscribed: position unknown. */
+  gap?: boolean;
+  /** The outcome of its last restore. */
+  recovered?: boolean | undefined;
 }
-type Ack = { ok: boolean; room?: string; qos?: QoS; error?: Record<string, unknown> };
+type Ack = {
+  ok: boolean;
+  room?: string;
+  qos?: QoS;
+  position?: { epoch?: unknown; offset?: unknown };
+  recovered?: boolean;
+  error?: Record<string, unknown>;
+};
+
+/** Most ids of earlier connections a restore names (`since.ids`, for `echo: false`). */
+const MAX_IDS = 16;
 
 /** Codes after which the same subscribe can succeed later. */
 const RETRYABLE = new Set<string>([
@@ -173,6 +208,7 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
   let closed = false;
   let disconnects = 0;
   let restored = 0; // value of `disconnects` at the last restore
+  const ids: string[] = []; // the socket's ids on its earlier connections, latest last
 
   const error = (code: ErrorCode, message: string, reasonCode?: number) =>
     new MqttBridgeClientError(code, message, reasonCode);
@@ -196,9 +232,29 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
       });
     });
 
+  /** An acknowledged subscribe of `entry` on this connection. */
   const update = (entry: Entry, ack: Ack) => {
     entry.room = ack.room ?? entry.room;
     entry.qos = ack.qos ?? entry.qos;
+    entry.joinedOn = disconnects;
+    entry.gap = false;
+    const { epoch, offset } = ack.position ?? {};
+    if (typeof epoch !== "string" || typeof offset !== "number") {
+      entry.epoch = undefined; // a bridge without recovery
+    } else if (epoch !== entry.epoch) {
+      entry.epoch = epoch; // what it got on this connection before is folded in at disconnect
+      entry.offset = offset;
+    } else {
+      entry.offset = Math.max(entry.offset, offset);
+    }
+  };
+
+  /** The subscribe request that restores `entry`: from its position, when it has a sure one. */
+  const restoreRequest = (entry: Entry): SubscribeRequest => {
+    const { filter, request, epoch, offset } = entry;
+    if (epoch === undefined || entry.gap) return request;
+    const since = { epoch, offset, ids: ids.slice(-MAX_IDS) };
+    return typeof request === "string" ? { filter, since } : { ...request, since };
   };
 
   async function join(entry: Entry): Promise<void> {
@@ -237,7 +293,21 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     return result;
   }
 
-  const onDisconnect = () => void disconnects++;
+  const onDisconnect = () => {
+    for (const entry of entries.values()) {
+      // subscribed on this connection, its handlers got every message up to what they saw; if
+      // not, what they saw (through other filters) may leave out messages of this filter
+      if (entry.joinedOn === disconnects) entry.offset = Math.max(entry.offset, entry.seen);
+      else if (entry.seen > entry.offset) entry.gap = true;
+      entry.seen = -1;
+    }
+    disconnects++;
+  };
+
+  const restoredEntry = (entry: Entry, recovered: boolean) => {
+    entry.recovered = recovered;
+    options.onRestore?.(entry.filter, recovered);
+  };
 
   const report = (err: MqttBridgeClientError, filter: string) => {
     if (options.onError) options.onError(err, filter);
@@ -267,10 +337,12 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     const epoch = disconnects;
     entry.restoring = epoch;
     const current = () => !closed && epoch === disconnects && entries.get(entry.filter) === entry;
-    void request(events.subscribe, entry.request).then(
+    void request(events.subscribe, restoreRequest(entry)).then(
       (ack) => {
         if (entry.restoring === epoch) entry.restoring = undefined;
+        if (!current()) return; // a later connection restores it
         update(entry, ack);
+        restoredEntry(entry, ack.recovered === true);
       },
       (err: MqttBridgeClientError) => {
         if (entry.restoring === epoch) entry.restoring = undefined;
@@ -286,15 +358,27 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     );
   }
 
+  /** The socket's id on this connection, for the restores of later ones (`since.ids`). */
+  const remember = () => {
+    if (socket.id !== undefined) ids.push(socket.id);
+    if (ids.length > MAX_IDS) ids.shift();
+  };
+
   const onConnect = () => {
     receiver.connected(); // first: the server then batches what the restores bring
-    if (restored === disconnects) return; // the first connect
-    restored = disconnects;
-    if (socket.recovered) return; // the server kept our rooms
-    for (const entry of entries.values()) {
-      if (entry.pending) continue; // its own request is still on its way
-      restore(entry, 0);
+    if (restored !== disconnects) {
+      restored = disconnects; // not the first connect: restore
+      const live = [...entries.values()].filter((entry) => !entry.pending); // others answer for themselves
+      for (const entry of live) {
+        if (!socket.recovered) restore(entry, 0);
+        else {
+          // Socket.IO recovered the connection: the server kept our rooms, sent what was missed
+          entry.joinedOn = disconnects;
+          restoredEntry(entry, true);
+        }
+      }
     }
+    remember();
   };
 
   /** The server took the socket out of a subscription (`mqtt.unsubscribed`). */
@@ -324,7 +408,10 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
   socket.on(events.unsubscribed, onUnsubscribed);
   socket.on("disconnect", onDisconnect);
   socket.on("connect", onConnect);
-  if (socket.connected) receiver.connected();
+  if (socket.connected) {
+    receiver.connected();
+    remember();
+  }
 
   return {
     async subscribe<P>(filter: string, handler: MessageHandler<P>, opts: { qos?: QoS } = {}) {
@@ -335,7 +422,8 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
       let entry = entries.get(filter);
       if (!entry) {
         const request = opts.qos === undefined ? filter : { filter, qos: opts.qos };
-        entry = { filter, request, room: "", qos: opts.qos ?? 0, locals: new Set() };
+        const qos = opts.qos ?? 0;
+        entry = { filter, request, room: "", qos, locals: new Set(), offset: -1, seen: -1 };
         entries.set(filter, entry);
         entry.pending = join(entry);
       }
@@ -344,7 +432,15 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
       entry.locals.add(local);
       await entry.pending;
       const e = entry;
-      return { filter, room: e.room, qos: e.qos, unsubscribe: () => leave(e, local) };
+      return {
+        filter,
+        room: e.room,
+        qos: e.qos,
+        get recovered() {
+          return e.recovered;
+        },
+        unsubscribe: () => leave(e, local),
+      };
     },
 
     async publish(topic, payload, opts = {}) {
