@@ -143,7 +143,7 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
     clientRooms,
     lanes,
     recovery: core.recovery,
-    position: () => core.history?.position(),
+    position: () => core.recovery?.position(),
     offlineQueued: { count: 0 },
   };
   const guard = new RecoveryGuard(opts, authorizer, core.rooms, clientRooms, stats);

@@ -4,7 +4,7 @@ import { MqttBridgeError } from "./errors";
 import type { ResolvedOptions } from "./options";
 import type { QoS } from "./protocol";
 import type { RoomTracker } from "./sockets/rooms";
-import type { StreamRecovery } from "./sockets/recovery";
+import type { Recovery } from "./sockets/recovery";
 import type { History } from "./routing/history";
 import type { BridgeStats } from "./stats";
 import type { ValidPublish } from "./sockets/validate";
@@ -67,8 +67,8 @@ export interface Core {
   retainedCache(): { cached: number; evicted: number };
   /** The stream this process numbers and keeps (embedded, worker; absent with recovery off). */
   history?: History;
-  /** Missed-message recovery of this process's sockets (where {@link history} is). */
-  recovery?: StreamRecovery;
+  /** Missed-message recovery of this process's sockets (from {@link history}, or the worker's). */
+  recovery?: Recovery;
   /** Serves a namespace (adapter listeners, cluster messages). */
   attach(nsp: Namespace): void;
   close(): Promise<void>;

@@ -23,6 +23,8 @@ export interface EmbeddedCore extends Core {
   router: Router;
   /** The delivery stage: the only writer of live messages to sockets. */
   delivery: Broadcaster;
+  /** Holds broker subscriptions after their last socket disconnected (recovery on). */
+  linger: Linger | undefined;
 }
 
 /**
@@ -96,7 +98,14 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     },
   });
   const recovery = history
-    ? new StreamRecovery(opts, stats, history, rooms, () => delivery.flush())
+    ? new StreamRecovery(
+        opts,
+        stats,
+        history,
+        rooms,
+        () => delivery.flush(),
+        (socket, missed) => deps.lanes.send(socket, missed),
+      )
     : undefined;
 
   const router: Router = new Router(
@@ -161,6 +170,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     retainedCache: () => ({ cached: router.retained.size, evicted: router.retained.evicted }),
     history,
     recovery,
+    linger,
     attach(nsp) {
       namespaces.add(nsp);
       delivery.attach(nsp);

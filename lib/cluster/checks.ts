@@ -1,11 +1,13 @@
 import { MqttBridgeError } from "../errors";
 import type { Limits } from "../options";
 import { own } from "../options";
-import type { QoS } from "../protocol";
+import type { QoS, StreamPosition } from "../protocol";
 import { ERROR_CODES } from "../protocol";
 import type { ValidPublish } from "../sockets/validate";
-import { ORIGIN_PROPERTY, checkFilter, parsePublish } from "../sockets/validate";
+import { ORIGIN_PROPERTY, checkFilter, parsePublish, parseSince } from "../sockets/validate";
 import type {
+  RecoverReply,
+  RecoverRequestWire,
   ReplayRequest,
   RoomOp,
   RoomReport,
@@ -75,7 +77,7 @@ function filters(v: unknown[], limits: Limits, drop: Drop, what: string): string
 function op(v: unknown, limits: Limits): RoomOp | undefined {
   if (!Array.isArray(v) || !isRoom(v[1]) || !isFilter(v[2], limits)) return undefined;
   if (v[0] === "+" && v.length === 4 && isQos(v[3])) return ["+", v[1], v[2], v[3]];
-  if (v[0] === "-" && v.length === 3) return ["-", v[1], v[2]];
+  if ((v[0] === "-" || v[0] === "~") && v.length === 3) return [v[0], v[1], v[2]];
   return undefined;
 }
 
@@ -260,7 +262,59 @@ export function checkStatus(raw: unknown): WorkerStatus | undefined {
   const status: WorkerStatus = { worker, connected, mqtt5 };
   if (version === 3 || version === 4 || version === 5) status.protocolVersion = version;
   else if (version !== undefined) return undefined;
+  const position = own(raw, "position");
+  if (position !== undefined) {
+    const p = checkPosition(position);
+    if (!p) return undefined;
+    status.position = p;
+  }
   return status;
+}
+
+function checkPosition(raw: unknown): StreamPosition | undefined {
+  if (!isObject(raw)) return undefined;
+  const epoch = own(raw, "epoch");
+  const offset = own(raw, "offset");
+  return isId(epoch) && isSeq(offset) ? { epoch, offset } : undefined;
+}
+
+/** A node's recovery request (the body); throws the {@link MqttBridgeError} to answer with. */
+export function checkRecover(raw: unknown, limits: Limits): RecoverRequestWire {
+  if (!isObject(raw)) throw invalid("a recovery request must be an object");
+  const socket = own(raw, "socket");
+  const others = own(raw, "others");
+  if (!isId(socket)) throw invalid("malformed socket id");
+  const pairs: RecoverRequestWire["others"] = [];
+  if (!isList(others)) throw invalid("others must be a list");
+  for (const o of others) {
+    if (!Array.isArray(o) || o.length !== 2 || !isRoom(o[0]) || !isSeq(o[1])) {
+      throw invalid("others must be [room, offset] pairs");
+    }
+    pairs.push([o[0], o[1]]);
+  }
+  const filter = checkFilter(own(raw, "filter"), limits);
+  return { socket, filter, since: parseSince(own(raw, "since")), others: pairs };
+}
+
+/** The worker's answer to a recovery, or undefined when its frame is wrong. */
+export function checkRecoverReply(raw: unknown): RecoverReply | undefined {
+  if (!isObject(raw) || own(raw, "ok") !== true) return checkAck(raw);
+  const reply: RecoverReply = { ok: true };
+  const position = own(raw, "position");
+  const missed = own(raw, "missed");
+  if (position !== undefined) {
+    const p = checkPosition(position);
+    if (!p) return undefined;
+    reply.position = p;
+  }
+  if (missed !== undefined) {
+    if (!isObject(missed)) return undefined;
+    const count = own(missed, "count");
+    const body = own(missed, "body");
+    if (!isSeq(count) || count > MAX_LIST || typeof body !== "string") return undefined;
+    reply.missed = { count, body };
+  }
+  return reply;
 }
 
 function invalid(message: string): MqttBridgeError {

@@ -17,6 +17,9 @@ export interface DeliverFrame {
   sizes: number[];
   /** JSON of {@link WireMessage}[]. */
   body: string;
+  /** With recovery on: the worker's stream, and the offset of the frame's last message. */
+  epoch?: string;
+  last?: number;
 }
 
 /** A message on the wire: binary values replaced by base64 strings, marked in `b`. */
@@ -84,19 +87,27 @@ function toWireMessage(m: BridgeMessage): WireMessage {
   return wire;
 }
 
+/** The messages as a frame's `body`. */
+export const encodeBody = (messages: readonly BridgeMessage[]): string =>
+  JSON.stringify(messages.map(toWireMessage));
+
 /** Encodes a broadcast of the delivery stage for the web nodes. */
 export function encodeFrame(
   rooms: ReadonlySet<string>,
   except: readonly string[],
   messages: readonly BridgeMessage[],
   sizes: readonly number[],
+  epoch?: string,
 ): DeliverFrame {
-  return {
+  const frame: DeliverFrame = {
     rooms: [...rooms],
     except: [...except],
     sizes: [...sizes],
-    body: JSON.stringify(messages.map(toWireMessage)),
+    body: encodeBody(messages),
   };
+  const last = messages[messages.length - 1]?.offset;
+  if (epoch !== undefined && last !== undefined) Object.assign(frame, { epoch, last });
+  return frame;
 }
 
 /** A checked frame, ready for the node's delivery stage. */
@@ -104,9 +115,14 @@ export interface ReceivedFrame {
   rooms: Set<string>;
   except: string[];
   sizes: number[];
+  /** The worker's stream and the offset of the last message, when it numbers them. */
+  epoch?: string;
+  last?: number;
   /** Parses the messages (only called when the node has sockets in `rooms`). */
   messages(): BridgeMessage[] | undefined;
 }
+
+const isOffset = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
 
 const isStrings = (v: unknown, max: number): v is string[] =>
   Array.isArray(v) && v.length <= max && v.every((s) => typeof s === "string");
@@ -129,16 +145,20 @@ export function checkFrame(raw: unknown, maxMessages: number): ReceivedFrame | u
   ) {
     return undefined;
   }
-  const body = f.body;
+  const { body, epoch, last } = f;
+  const numbered = typeof epoch === "string" && epoch.length <= 64 && isOffset(last);
+  if (!numbered && (epoch !== undefined || last !== undefined)) return undefined;
   return {
     rooms: new Set(f.rooms),
     except: f.except,
     sizes,
-    messages: () => parseMessages(body, sizes.length),
+    ...(numbered ? { epoch, last } : {}),
+    messages: () => parseBody(body, sizes.length),
   };
 }
 
-function parseMessages(body: string, count: number): BridgeMessage[] | undefined {
+/** The `count` messages of a frame's `body`; undefined when it holds anything else. */
+export function parseBody(body: string, count: number): BridgeMessage[] | undefined {
   let list: unknown;
   try {
     list = JSON.parse(body);
@@ -163,7 +183,7 @@ function fromWireMessage(item: unknown): BridgeMessage | undefined {
   if (w.properties !== undefined && (typeof w.properties !== "object" || w.properties === null)) {
     return undefined;
   }
-  if (w.offset !== undefined && !(Number.isSafeInteger(w.offset) && w.offset > 0)) return undefined;
+  if (w.offset !== undefined && !isOffset(w.offset)) return undefined;
   const { b, c, ...m } = w;
   if (b === 1) {
     if (typeof m.payload !== "string") return undefined;

@@ -9,6 +9,7 @@ import { RoomTracker } from "../sockets/rooms";
 import type { Drop } from "./checks";
 import { checkAck, checkReply, checkStatus } from "./checks";
 import { checkFrame } from "./deliver";
+import { ForwardRecovery } from "./recover";
 import type {
   ReplayRequest,
   RoomOp,
@@ -54,6 +55,7 @@ export function createForward(deps: CoreDeps): Core {
   function receive(nsp: Namespace, raw: unknown): void {
     const frame = checkFrame(raw, MAX_FRAME_MESSAGES);
     if (!frame) return drop("deliver: malformed");
+    if (frame.epoch !== undefined) recovery?.observe(frame.epoch, frame.last!);
     let here = false;
     for (const room of frame.rooms) if ((here = nsp.adapter.rooms.has(room))) break;
     if (!here) return; // none of its sockets is in these rooms: the messages are not even parsed
@@ -94,12 +96,23 @@ export function createForward(deps: CoreDeps): Core {
 
   const rooms: RoomTracker = new RoomTracker(opts, {
     acquire: (filter, room, nsp) => report(nsp, ["+", room, filter, wantedQos.get(filter) ?? 0]),
-    release: (filter, room, nsp) => report(nsp, ["-", room, filter]),
+    // "~": its last socket left by disconnecting; the worker may hold it for a recovery
+    release: (filter, room, nsp) => report(nsp, [deps.leaving.count > 0 ? "~" : "-", room, filter]),
+    joined: (socket, _others, room) => recovery?.joined(socket, room),
     join: (nsp, socket, filters, others) => {
+      if (recovery?.recoveringJoin(socket)) return; // it has the stream: no retained state
       const join: ReplayRequest = { socket: socket.id, filters: [...filters], others };
       batchOf(nsp).joins.push(join);
     },
   });
+
+  const recovery = opts.recovery
+    ? new ForwardRecovery(deps.stats, rooms, {
+        call: (event, body, answer) => call(event, body, answer),
+        send: (socket, messages) => deps.lanes.send(socket, messages),
+        drop: (what) => drop(what),
+      })
+    : undefined;
 
   const alive = () => status !== undefined && Date.now() - lastSeen < opts.cluster.workerTimeoutMs;
 
@@ -108,6 +121,7 @@ export function createForward(deps: CoreDeps): Core {
     if (status?.worker !== s.worker) debug("worker %s (connected: %s)", s.worker, s.connected);
     status = s;
     lastSeen = Date.now();
+    if (s.position) recovery?.observe(s.position.epoch, s.position.offset);
     if (s.connected) ready.resolve();
     const isUp = s.connected;
     if (isUp && !wasUp) {
@@ -136,23 +150,28 @@ export function createForward(deps: CoreDeps): Core {
   const pending = new Map<number, (res: unknown) => void>();
   let requests = 0;
 
-  /** Sends a request to the worker; resolves with its answer, or undefined when none came. */
-  function request(event: string, body?: unknown): Promise<unknown> {
+  /**
+   * Sends a request to the worker; `answer` runs in the turn its reply arrives, or with
+   * undefined when none came in time.
+   */
+  function call(event: string, body: unknown, answer: (res: unknown) => void): void {
     const nsp = namespaces[0];
-    if (!nsp || closed) return Promise.resolve(undefined);
+    if (!nsp || closed) return answer(undefined);
     const id = ++requests;
-    return new Promise((resolve) => {
-      const giveUp = setTimeout(() => settle(undefined), opts.ackTimeoutMs);
-      giveUp.unref(); // a request in flight must not keep a closing process alive
-      const settle = (res: unknown) => {
-        clearTimeout(giveUp);
-        pending.delete(id);
-        resolve(res);
-      };
-      pending.set(id, settle);
-      nsp.serverSideEmit(event, { node, id, body } satisfies WireRequest);
-    });
+    const giveUp = setTimeout(() => settle(undefined), opts.ackTimeoutMs);
+    giveUp.unref(); // a request in flight must not keep a closing process alive
+    const settle = (res: unknown) => {
+      clearTimeout(giveUp);
+      pending.delete(id);
+      answer(res);
+    };
+    pending.set(id, settle);
+    nsp.serverSideEmit(event, { node, id, body } satisfies WireRequest);
   }
+
+  /** Sends a request to the worker; resolves with its answer, or undefined when none came. */
+  const request = (event: string, body?: unknown): Promise<unknown> =>
+    new Promise((resolve) => call(event, body, resolve));
 
   function onReply(raw: unknown): void {
     const reply = checkReply(raw);
@@ -224,6 +243,7 @@ export function createForward(deps: CoreDeps): Core {
   return {
     backend,
     rooms,
+    ...(recovery ? { recovery } : {}),
     ready: ready.promise,
     protocolVersion: () => status?.protocolVersion,
     clientId: () => undefined,
@@ -234,7 +254,10 @@ export function createForward(deps: CoreDeps): Core {
       namespaces.push(nsp);
       rooms.attach(nsp);
       delivery.attach(nsp);
-      on(nsp, EVENTS.deliver, (raw: unknown) => receive(nsp, raw));
+      // the frames of one turn of the worker, handled in one turn here
+      on(nsp, EVENTS.deliver, (...frames: unknown[]) => {
+        for (const raw of frames) receive(nsp, raw);
+      });
       on(nsp, EVENTS.heartbeat, (raw: unknown) => {
         const s = checkStatus(raw);
         if (s) onStatus(s);

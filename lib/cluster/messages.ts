@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { IPublishPacket } from "mqtt";
 import type { Namespace } from "socket.io";
-import type { AckFailure, QoS } from "../protocol";
+import type { AckFailure, QoS, SinceRequest, StreamPosition } from "../protocol";
 import type { ValidPublish } from "../sockets/validate";
 
 /**
@@ -23,8 +23,16 @@ export const EVENTS = {
   reply: "mqtt-bridge:reply",
   /** worker → nodes: the worker's state, every heartbeat. */
   heartbeat: "mqtt-bridge:heartbeat",
-  /** worker → nodes: a `DeliverFrame` (lib/cluster/deliver.ts) of messages for the nodes' sockets. */
+  /**
+   * worker → nodes: the `DeliverFrame`s (lib/cluster/deliver.ts) of one turn of the worker's
+   * delivery stage, as the arguments of one message (a node handles them in one turn).
+   */
   deliver: "mqtt-bridge:deliver",
+  /**
+   * node → worker: a {@link WireRequest} of a {@link RecoverRequestWire} (reply:
+   * {@link RecoverReply}, sent after every frame of the messages up to its position).
+   */
+  recover: "mqtt-bridge:recover",
 } as const;
 
 /** A listener of cluster messages (Socket.IO types namespace listeners the same way). */
@@ -62,11 +70,16 @@ export interface WorkerStatus {
   connected: boolean;
   mqtt5: boolean;
   protocolVersion?: number;
+  /** Where the worker's stream is (recovery on), as of the frames sent before this status. */
+  position?: StreamPosition;
 }
 
-/** One change of a node's bridged rooms: add or remove `filter` for `room`. */
+/**
+ * One change of a node's bridged rooms: add or remove `filter` for `room`; `~` removes it as its
+ * last socket disconnected (the worker may hold the broker subscription for a recovery).
+ */
 export type RoomOp =
-  ["+", room: string, filter: string, qos: QoS] | ["-", room: string, filter: string];
+  ["+", room: string, filter: string, qos: QoS] | ["-" | "~", room: string, filter: string];
 
 /**
  * A batch of room changes and joins; `seq` orders the changes against snapshots. The joiners get
@@ -118,6 +131,22 @@ export interface SubscribeRequestWire {
   filter: string;
   qos: QoS;
 }
+
+/** A recovery request: the messages on `filter` that `socket` missed after `since`. */
+export interface RecoverRequestWire {
+  socket: string;
+  filter: string;
+  since: SinceRequest;
+  /** The socket's other bridged rooms and the offsets they started at (see lib/sockets/recovery.ts). */
+  others: [room: string, start: number][];
+}
+
+/**
+ * The worker's answer to a recovery: its position, and the missed messages (how many, and their
+ * frame `body`, lib/cluster/deliver.ts) when it could tell what was missed.
+ */
+export type RecoverReply =
+  { ok: true; position?: StreamPosition; missed?: { count: number; body: string } } | AckFailure;
 
 /** A worker's answer to a publish or subscribe request. */
 export type WireAck = { ok: true; qos?: QoS } | AckFailure;

@@ -7,7 +7,8 @@ const debug = createDebug("socket.io-mqtt-bridge:worker");
 /** What the views change in the worker's subscription table. */
 export interface ViewTable {
   acquire(filter: string, room: string): void;
-  release(filter: string, room: string): void;
+  /** `lingering`: the node's last socket of the room left by disconnecting. */
+  release(filter: string, room: string, lingering?: boolean): void;
   upgrade(filter: string, qos: QoS): void;
 }
 
@@ -64,10 +65,10 @@ export class RoomViews {
     return true;
   }
 
-  private remove(v: NodeView, key: string): boolean {
+  private remove(v: NodeView, key: string, lingering = false): boolean {
     if (!v.refs.delete(key)) return false;
     const [room, filter] = key.split(SEP) as [string, string];
-    this.table.release(filter, room);
+    this.table.release(filter, room, lingering);
     return true;
   }
 
@@ -84,7 +85,7 @@ export class RoomViews {
         v.gone.delete(key);
         this.add(v, key, seq);
       } else {
-        this.remove(v, key);
+        this.remove(v, key, op[0] === "~");
         v.gone.delete(key); // re-inserted: the Map keeps the newest last
         v.gone.set(key, seq);
         if (v.gone.size > MAX_GONE) v.gone.delete(v.gone.keys().next().value!);

@@ -4,10 +4,20 @@ import type { Core, CoreDeps } from "../core";
 import type { EmbeddedCore } from "../embedded";
 import { toAck } from "../errors";
 import type { Drop } from "./checks";
-import { checkPublish, checkReport, checkRequest, checkSnapshot, checkSubscribe } from "./checks";
-import type { WireAck, WireReply, WireRequest, WorkerStatus } from "./messages";
+import {
+  checkPublish,
+  checkRecover,
+  checkReport,
+  checkRequest,
+  checkSnapshot,
+  checkSubscribe,
+} from "./checks";
+import type { DeliverFrame } from "./deliver";
+import type { RecoverReply, WireAck, WireReply, WireRequest, WorkerStatus } from "./messages";
+import { missedSince, mineOf } from "../sockets/recovery";
+import type { ViewTable } from "./views";
 import type { AckFn, Listener } from "./messages";
-import { encodeFrame } from "./deliver";
+import { encodeBody, encodeFrame } from "./deliver";
 import { ClusterListeners, EVENTS, nodeId } from "./messages";
 import { RoomViews } from "./views";
 
@@ -48,6 +58,22 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
   let closed = false;
   let fenced = false;
 
+  // the nodes' rooms in the broker subscriptions; one whose last socket disconnected is held
+  // `recovery.windowMs` longer (as in the embedded topology: lib/broker/linger.ts)
+  const { linger } = core;
+  const table: ViewTable = {
+    acquire(filter, room) {
+      core.table.acquire(filter, room);
+      linger?.cancel(filter, room);
+    },
+    release(filter, room, lingering = false) {
+      const release = () => core.table.release(filter, room);
+      if (linger) linger.release(filter, room, lingering, release);
+      else release();
+    },
+    upgrade: (filter, qos) => core.table.upgrade(filter, qos),
+  };
+
   const drop: Drop = (what) => {
     stats.cluster.invalid++;
     debug("dropped a malformed cluster message: %s", what);
@@ -61,10 +87,27 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
     };
     const v = core.protocolVersion();
     if (v !== undefined) s.protocolVersion = v;
+    if (core.history) s.position = core.history.position();
     return s;
   };
 
+  /** Frames of this turn's broadcasts, per namespace: sent as one message ({@link sendFrames}). */
+  const outgoing = new Map<Namespace, DeliverFrame[]>();
+  /**
+   * Sends the frames waiting, each namespace's in one message, so a node handles the frames of one
+   * turn in one turn. Called before anything else the worker sends, so that the nodes get
+   * everything in the order it happened (a replay after the frames before it, a recovery's answer
+   * after every frame of the messages up to its position).
+   */
+  const sendFrames = () => {
+    if (outgoing.size === 0) return;
+    const all = [...outgoing];
+    outgoing.clear();
+    for (const [nsp, frames] of all) if (!closed) nsp.serverSideEmit(EVENTS.deliver, ...frames);
+  };
+
   const heartbeat = () => {
+    sendFrames();
     const s = status();
     for (const nsp of views.keys()) nsp.serverSideEmit(EVENTS.heartbeat, s);
   };
@@ -78,6 +121,7 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
     for (const join of report.joins) {
       // what was published before the report is not for the joiner: it gets the retained state
       core.delivery.flush({ id: join.socket, others: join.others });
+      sendFrames();
       core.router.replay(join.filters, join.others, (m) =>
         nsp.to(join.socket).emit(opts.events.message, m),
       );
@@ -109,6 +153,7 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
   /** Answers a node's request: a message to every node, read by the one it is for. */
   function reply(nsp: Namespace, req: WireRequest, res: unknown): void {
     if (closed) return;
+    sendFrames();
     nsp.serverSideEmit(EVENTS.reply, { to: req.node, id: req.id, res } satisfies WireReply);
   }
 
@@ -140,11 +185,46 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
 
   // every broadcast of the delivery stage goes to the web nodes' sockets too
   core.delivery.remote = (nsp, rooms, ids, messages, sizes) => {
-    if (!closed) nsp.serverSideEmit(EVENTS.deliver, encodeFrame(rooms, ids, messages, sizes));
+    if (closed) return;
+    let frames = outgoing.get(nsp);
+    if (!frames) {
+      if (outgoing.size === 0) queueMicrotask(sendFrames);
+      outgoing.set(nsp, (frames = []));
+    }
+    frames.push(encodeFrame(rooms, ids, messages, sizes, core.history?.epoch));
   };
+
+  /**
+   * A node's recovery request: everything waiting is broadcast first (numbered, and in frames
+   * sent before the answer), then the answer carries the messages on the filter the socket missed
+   * and the position they reach, in this same turn: the node joins the socket when the answer
+   * arrives, so every later message reaches it through the room.
+   */
+  function onRecover(nsp: Namespace, raw: unknown): void {
+    const req = checkRequest(raw);
+    if (!req) return drop(`${EVENTS.recover}: malformed request`);
+    let res: RecoverReply;
+    try {
+      const { socket, filter, since, others } = checkRecover(req.body, limits);
+      core.delivery.flush();
+      const history = core.history;
+      res = { ok: true };
+      if (history) {
+        const mine = mineOf(opts, socket, since);
+        const missed = missedSince(history, filter, since, others, mine);
+        res.position = history.position();
+        if (missed) res.missed = { count: missed.length, body: encodeBody(missed) };
+      }
+    } catch (err) {
+      drop(`${EVENTS.recover}: ${(err as Error).message}`);
+      res = toAck(err);
+    }
+    reply(nsp, req, res);
+  }
 
   function stopTalking(): void {
     closed = true;
+    outgoing.clear();
     core.delivery.remote = undefined;
     for (const t of timers) clearInterval(t);
     listeners.offAll();
@@ -165,7 +245,7 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
 
   function attach(nsp: Namespace): void {
     if (closed || views.has(nsp)) return;
-    views.set(nsp, new RoomViews(core.table, (pairs) => (stats.cluster.repaired += pairs)));
+    views.set(nsp, new RoomViews(table, (pairs) => (stats.cluster.repaired += pairs)));
     fences.set(nsp, fence);
     core.attach(nsp);
     on(nsp, EVENTS.rooms, (raw: unknown) => onReport(nsp, raw));
@@ -180,6 +260,7 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
         .then((granted): WireAck => ({ ok: true, qos: granted }));
     });
     serveRequests(nsp, EVENTS.ping, () => status());
+    on(nsp, EVENTS.recover, (raw: unknown) => onRecover(nsp, raw));
     // another worker asking (a standby): a worker has no rooms of its own
     on(nsp, EVENTS.sync, (ack: unknown) => {
       if (typeof ack === "function") (ack as AckFn)(null);

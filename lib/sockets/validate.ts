@@ -46,7 +46,7 @@ const isShortString = (v: unknown): v is string =>
   typeof v === "string" && v.length > 0 && v.length <= MAX_ID_LENGTH;
 
 /** Validates the `since` of a subscribe request. */
-function parseSince(raw: unknown): SinceRequest {
+export function parseSince(raw: unknown): SinceRequest {
   if (!isPlainObject(raw)) throw invalid("since must be { epoch, offset, ids? }");
   for (const key of Object.keys(raw)) {
     if (key !== "epoch" && key !== "offset" && key !== "ids")

@@ -86,6 +86,16 @@ const TS_BLOCKS: TsBlock[] = [
     prelude: ['import { mqttBridge } from "socket.io-mqtt-bridge";'],
   },
   {
+    name: "helper onRestore",
+    match: /^const mqtt = mqttClient\(io\(\), \{\n {2}onRestore:/,
+    fragment: "the option of the browser code, shown alone: its imports are the browser code's",
+    resolution: "bundler",
+    prelude: [
+      'import { io } from "socket.io-client";',
+      'import { mqttClient } from "socket.io-mqtt-bridge/client";',
+    ],
+  },
+  {
     name: "forward web node",
     match: /topology: "forward"/,
     fragment:

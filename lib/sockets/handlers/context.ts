@@ -8,7 +8,7 @@ import type { AckFailure, StreamPosition } from "../../protocol";
 import type { Backend } from "../../core";
 import type { Lanes } from "../../delivery/lanes";
 import type { RoomTracker } from "../rooms";
-import type { StreamRecovery } from "../recovery";
+import type { Recovery } from "../recovery";
 import type { BridgeStats } from "../../stats";
 
 const debug = createDebug("socket.io-mqtt-bridge:handlers");
@@ -24,8 +24,8 @@ export interface HandlerContext {
   clientRooms: ClientRooms;
   /** How each socket is delivered to (`mqtt.options`). */
   lanes: Lanes;
-  /** Missed-message recovery (absent with recovery off, and on web nodes for now). */
-  recovery: StreamRecovery | undefined;
+  /** Missed-message recovery (absent with recovery off). */
+  recovery: Recovery | undefined;
   /** Where the stream this process numbers is (undefined where it numbers none). */
   position: () => StreamPosition | undefined;
   /** Socket publishes queued while the broker is offline. */

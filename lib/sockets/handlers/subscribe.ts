@@ -1,6 +1,7 @@
 import type { Socket } from "socket.io";
 import { MqttBridgeError, forbidden } from "../../errors";
 import type { QoS, StreamPosition, SubscribeAck } from "../../protocol";
+import type { JoinSteps } from "../recovery";
 import { parseSubscribe } from "../validate";
 import type { Ack, HandlerContext } from "./context";
 import { refuse, reply } from "./context";
@@ -62,22 +63,28 @@ export async function onSubscribe(
     let recovered = since ? !joined : undefined;
     let position: StreamPosition | undefined;
     if (joined) {
-      // checked again with the join in this same turn: requests of one burst all passed the first
-      // check while their authorization was awaited, so only this one keeps the caps exact
-      checkCaps(ctx, socket, filter);
-      ctx.backend.prepare(filter, qos); // before the join, so the first SUBSCRIBE has this QoS
-      // from here to the join, nothing else runs: no message can fall between the two
-      const missed = since && ctx.recovery?.recover(socket, filter, room, since);
-      if (since) recovered = missed !== undefined;
-      if (missed && missed.length > 0) ctx.lanes.send(socket, missed);
-      let joining;
-      try {
-        joining = socket.join(room);
-      } finally {
-        ctx.recovery?.done();
+      const steps: JoinSteps = {
+        // checked again with the join in its turn: requests of one burst all passed the first
+        // check while their authorization was awaited, so only this one keeps the caps exact
+        check: () => checkCaps(ctx, socket, filter),
+        join: () => {
+          ctx.backend.prepare(filter, qos); // before the join: the first SUBSCRIBE has this QoS
+          return socket.join(room) ?? Promise.resolve();
+        },
+      };
+      if (since && ctx.recovery) {
+        // the missed messages are sent right before the join, in one turn: none falls in between
+        const r = await ctx.recovery.recover(socket, filter, room, since, steps);
+        ({ recovered, position } = r);
+        if (socket.disconnected) return;
+        await r.joining;
+      } else {
+        if (since) recovered = false;
+        steps.check();
+        const joining = steps.join();
+        position = ctx.position();
+        await joining;
       }
-      position = ctx.position();
-      await joining;
     } else {
       position = ctx.position();
     }
