@@ -17,6 +17,8 @@ import type { MqttBridgeOptions } from "./options";
 import { resolveOptions } from "./options";
 import type { MessageProperties, QoS } from "./protocol";
 import { RecoveryGuard } from "./sockets/recovered";
+import type { ReauthorizeTarget, RevokedSubscription } from "./sockets/reauthorize";
+import { Reauthorizer } from "./sockets/reauthorize";
 import type { BridgeStats } from "./stats";
 import { createStats, snapshot } from "./stats";
 import { matches } from "./topic";
@@ -64,6 +66,18 @@ export interface MqttBridge {
   room(filter: string): string;
   /** A snapshot of the counters. */
   stats(): BridgeStats;
+  /**
+   * Checks the client subscriptions of a socket (or of every socket of a namespace, or of the
+   * server, that this process serves) against `allow.subscribe` again, after a logout or a role
+   * change: takes the sockets out of the rooms they may no longer be in, each told with
+   * `mqtt.unsubscribed` (`FORBIDDEN`), and resolves with what it took away. Once it resolves,
+   * no message of those rooms reaches those sockets. Cluster: call it on every node (each checks
+   * its own sockets). See the README, "Security model".
+   * @example
+   * socket.data.userId = undefined; // logged out
+   * const removed = await bridge.reauthorize(socket); // [{ socket, namespace, filter, room }]
+   */
+  reauthorize(target: ReauthorizeTarget): Promise<RevokedSubscription[]>;
   /**
    * Serves a namespace (or a server's main one) right away, including sockets already connected;
    * `io.use(bridge)` does this on the first connection.
@@ -134,6 +148,15 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
   }
   const started = firstConnection(core.ready, opts.ackTimeoutMs);
   const clientRooms = new ClientRooms();
+  const reauthorizer = new Reauthorizer(
+    opts,
+    authorizer,
+    core.rooms,
+    clientRooms,
+    lanes,
+    stats,
+    () => sockets.keys(),
+  );
   const ctx: HandlerContext = {
     opts,
     backend: core.backend,
@@ -141,12 +164,13 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
     authorizer,
     stats,
     clientRooms,
+    reauthorizer,
     lanes,
     recovery: core.recovery,
     position: () => core.recovery?.position(),
     offlineQueued: { count: 0 },
   };
-  const guard = new RecoveryGuard(opts, authorizer, core.rooms, clientRooms, stats);
+  const guard = new RecoveryGuard(opts, authorizer, core.rooms, clientRooms, stats, reauthorizer);
   const sockets = new Map<Socket, () => void>();
   const namespaces = new Map<Namespace, (socket: Socket) => void>();
   let closed = false;
@@ -233,6 +257,9 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       d.slow = lanes.slowNow;
       d.messagesPerFrame = d.frames === 0 ? 0 : Math.round((d.messages / d.frames) * 100) / 100;
       return snapshot(stats);
+    },
+    reauthorize(target: ReauthorizeTarget): Promise<RevokedSubscription[]> {
+      return reauthorizer.reauthorize(target);
     },
     attach(target: Server | Namespace): void {
       attachNamespace(isServer(target) ? target.of("/") : target);

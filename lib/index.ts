@@ -49,5 +49,6 @@ export type {
 } from "./protocol";
 export { DEFAULT_RECOVERY } from "./routing/recovery-options";
 export type { RecoveryOptions } from "./routing/recovery-options";
+export type { ReauthorizeTarget, RevokedSubscription } from "./sockets/reauthorize";
 export type { BridgeStats } from "./stats";
 export { checkTopicFilter, checkTopicName, covers, matches } from "./topic";

@@ -69,6 +69,8 @@ export interface BridgeStats {
     retried: number;
     /** Sockets taken out of a client-subscription room because the broker refused its filter. */
     evicted: number;
+    /** Client subscriptions `bridge.reauthorize()` took away (`allow.subscribe` no longer allows them). */
+    revoked: number;
   };
   /** Socket requests refused, by error code. */
   rejected: Record<ErrorCode, number>;
@@ -145,7 +147,7 @@ export function createStats(): BridgeStats {
     retained: { cached: 0, replayed: 0, evicted: 0 },
     recovered: { sockets: 0, replayed: 0, withheld: 0, revoked: 0 },
     publishes: { received: 0, acked: 0, server: 0 },
-    subscribes: { ok: 0, unsubscribes: 0, refused: 0, retried: 0, evicted: 0 },
+    subscribes: { ok: 0, unsubscribes: 0, refused: 0, retried: 0, evicted: 0, revoked: 0 },
     rejected: {
       INVALID_ARGUMENT: 0,
       INVALID_TOPIC: 0,

@@ -107,6 +107,30 @@ export class Lanes {
   }
 
   /**
+   * Lets go of what waits for `socket` on topics no bridged room of it wants any more (it was
+   * taken out of a room): the latest messages kept while it is slow (`conflate`) and the counts
+   * it is owed (`drop`). It will never get them, not even if it is let into the room again.
+   */
+  forget(socket: Socket): void {
+    const lane = this.lanes.get(socket);
+    if (!lane) return;
+    for (const [topic, w] of lane.waiting ?? []) {
+      if (this.wants(socket, topic)) continue;
+      lane.waiting?.delete(topic);
+      this.release(lane, w.size);
+    }
+    const index = this.owed.get(socket.nsp);
+    for (const topic of lane.owed?.keys() ?? []) {
+      if (this.wants(socket, topic)) continue;
+      lane.owed?.delete(topic);
+      this.release(lane, topic.length + ENTRY_BYTES);
+      const lanes = index?.get(topic);
+      lanes?.delete(lane);
+      if (lanes?.size === 0) index?.delete(topic);
+    }
+  }
+
+  /**
    * Switches a socket to `mqtt.messages` frames or back; what is pending is sent first (in the
    * mode it was bound for). Returns what the socket now gets (false when batching is off).
    */

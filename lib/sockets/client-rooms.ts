@@ -2,17 +2,34 @@ import type { Socket } from "socket.io";
 
 /**
  * The rooms each socket joined through its own `mqtt.subscribe`, as opposed to prefixed rooms that
- * server code joined it to (which `allow` rules do not govern). Kept with the socket's `data`
- * object, so they survive Socket.IO's connection state recovery on the in-memory adapter (which
- * hands the recovered socket the same `data`); where they are unknown, every prefixed room counts
- * as the socket's own.
+ * server code joined it to (which `allow` rules do not govern). Kept with the socket, and with its
+ * `data` object so that they survive Socket.IO's connection state recovery on the in-memory
+ * adapter (which hands the recovered socket the same `data`); where they are unknown, every
+ * prefixed room counts as the socket's own. An app that replaces `socket.data` keeps the record:
+ * it is found through the socket, and filed under the new object at the next look.
  */
 export class ClientRooms {
+  private readonly bySocket = new WeakMap<Socket, Set<string>>();
   private readonly byData = new WeakMap<object, Set<string>>();
 
-  private key(socket: Socket): object {
+  private record(socket: Socket): Set<string> | undefined {
     const data: unknown = socket.data;
-    return typeof data === "object" && data !== null ? data : socket;
+    const key = typeof data === "object" && data !== null ? data : undefined;
+    let rooms = this.bySocket.get(socket);
+    if (!rooms && key) {
+      rooms = this.byData.get(key);
+      if (rooms) this.bySocket.set(socket, rooms);
+    }
+    if (rooms && key && this.byData.get(key) !== rooms) this.byData.set(key, rooms);
+    return rooms;
+  }
+
+  private create(socket: Socket): Set<string> {
+    const rooms = new Set<string>();
+    this.bySocket.set(socket, rooms);
+    const data: unknown = socket.data;
+    if (typeof data === "object" && data !== null) this.byData.set(data, rooms);
+    return rooms;
   }
 
   /**
@@ -21,25 +38,21 @@ export class ClientRooms {
    * counted as its own.
    */
   track(socket: Socket): void {
-    const key = this.key(socket);
-    if (!this.byData.has(key)) this.byData.set(key, new Set());
+    if (!this.record(socket)) this.create(socket);
   }
 
   /** The socket joined `room` through `mqtt.subscribe`. */
   add(socket: Socket, room: string): void {
-    const key = this.key(socket);
-    let rooms = this.byData.get(key);
-    if (!rooms) this.byData.set(key, (rooms = new Set()));
-    rooms.add(room);
+    (this.record(socket) ?? this.create(socket)).add(room);
   }
 
   /** The socket left `room` through `mqtt.unsubscribe` (or was taken out). */
   delete(socket: Socket, room: string): void {
-    this.byData.get(this.key(socket))?.delete(room);
+    this.record(socket)?.delete(room);
   }
 
   /** The rooms the socket joined itself, when known. */
   of(socket: Socket): ReadonlySet<string> | undefined {
-    return this.byData.get(this.key(socket));
+    return this.record(socket);
   }
 }

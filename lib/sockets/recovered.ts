@@ -4,6 +4,8 @@ import type { Authorizer } from "./authorize";
 import type { ClientRooms } from "./client-rooms";
 import { forbidden } from "../errors";
 import { notifyUnsubscribed } from "./notify";
+import type { Reauthorizer } from "./reauthorize";
+import { subscriptionRooms } from "./reauthorize";
 import type { ResolvedOptions } from "../options";
 import type { BridgeMessage } from "../protocol";
 import type { RoomTracker } from "./rooms";
@@ -48,6 +50,7 @@ export class RecoveryGuard {
     private readonly rooms: RoomTracker,
     private readonly clientRooms: ClientRooms,
     private readonly stats: BridgeStats,
+    private readonly reauthorizer: Reauthorizer,
   ) {}
 
   /** Takes the bridge's messages out of what `nsp`'s adapter restores (idempotent). */
@@ -110,15 +113,16 @@ export class RecoveryGuard {
     const held = this.held.get(socket.id)?.packets ?? [];
     this.drop(socket.id);
     this.stats.recovered.sockets++;
-    const pending: Promise<string | undefined>[] = [];
     const own = this.clientRooms.of(socket); // rooms server code joined are not checked
-    for (const room of [...socket.rooms]) {
-      if (!room.startsWith(this.opts.roomPrefix) || !this.rooms.isBridged(socket.nsp, room)) {
-        continue;
-      }
-      if (own && !own.has(room)) continue;
+    const generation = this.reauthorizer.generation(socket);
+    const pending: Promise<string | undefined>[] = [];
+    for (const [room, filter] of subscriptionRooms(
+      this.opts,
+      this.rooms,
+      this.clientRooms,
+      socket,
+    )) {
       if (!own) this.clientRooms.add(socket, room); // unknown: taken as its own from now on
-      const filter = room.slice(this.opts.roomPrefix.length);
       const allowed = this.authorizer.subscribe(socket, filter);
       if (allowed === true) continue;
       void socket.leave(room);
@@ -127,14 +131,7 @@ export class RecoveryGuard {
         this.revoked(socket, filter);
       } else {
         // left while checked; still the socket's own afterwards unless it unsubscribed meanwhile
-        pending.push(
-          allowed.then((ok) => {
-            if (ok) return room;
-            this.clientRooms.delete(socket, room);
-            this.revoked(socket, filter);
-            return undefined;
-          }),
-        );
+        pending.push(allowed.then((ok) => this.answered(socket, room, filter, ok)));
       }
     }
     const delivered = new Set<unknown[]>();
@@ -143,11 +140,42 @@ export class RecoveryGuard {
       this.withhold(socket, held, delivered);
       return;
     }
+    this.rejoin(socket, pending, generation, held, delivered);
+  }
+
+  /** The rule's answer for a room the socket left while it was asked: the room, if allowed. */
+  private answered(socket: Socket, room: string, filter: string, ok: boolean): string | undefined {
+    if (ok) return room;
+    this.clientRooms.delete(socket, room);
+    this.revoked(socket, filter);
+    return undefined;
+  }
+
+  /** Once every pending check answered: the held messages of the allowed rooms, then the rooms. */
+  private rejoin(
+    socket: Socket,
+    pending: Promise<string | undefined>[],
+    generation: number,
+    held: unknown[][],
+    delivered: Set<unknown[]>,
+  ): void {
     void Promise.all(pending).then((rooms) => {
       if (socket.disconnected) return;
       // an `mqtt.unsubscribe` of the filter sent meanwhile took the room out of the record
       const mine = this.clientRooms.of(socket);
       const back = rooms.filter((r): r is string => r !== undefined && mine?.has(r) === true);
+      const now = this.reauthorizer.generation(socket);
+      if (now !== generation) {
+        // a bridge.reauthorize() began meanwhile and could not see these rooms (the socket was
+        // out of them): their answers may rest on withdrawn rights, so they are asked again
+        const again = back.map((room) => {
+          const filter = room.slice(this.opts.roomPrefix.length);
+          const allowed = this.authorizer.subscribe(socket, filter);
+          return Promise.resolve(allowed).then((ok) => this.answered(socket, room, filter, ok));
+        });
+        this.rejoin(socket, again, now, held, delivered);
+        return;
+      }
       const filters = back.flatMap((r) => [...(this.rooms.filtersOf(r) ?? [])]);
       this.deliver(socket, held, delivered, filters);
       for (const room of back) void socket.join(room);

@@ -96,6 +96,19 @@ const TS_BLOCKS: TsBlock[] = [
     ],
   },
   {
+    name: "revoking rights",
+    match: /bridge\.reauthorize\(socket\)/,
+    fragment:
+      "lines of a server's logout or role-change handler: the socket, io and the bridge are the app's",
+    prelude: [
+      'import type { Server, Socket } from "socket.io";',
+      'import type { MqttBridge } from "socket.io-mqtt-bridge";',
+      "declare const io: Server;",
+      "declare const bridge: MqttBridge;",
+      "declare const socket: Socket;",
+    ],
+  },
+  {
     name: "forward web node",
     match: /topology: "forward"/,
     fragment:

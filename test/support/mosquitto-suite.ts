@@ -16,6 +16,8 @@ export interface Mosquitto5Suite {
   setup: (opts: MqttBridgeOptions, ioOpts?: Partial<ServerOptions>) => Promise<Harness>;
   /** A topic prefix of its own for each call, so retained state never leaks between tests. */
   uniq: () => string;
+  /** The broker's URL (for a client of the test's own, or a proxy in front of it). */
+  url: () => string;
 }
 
 /** Registers the hooks (call it inside `describe`); `tag` names this block's topic prefixes. */
@@ -41,5 +43,6 @@ export function onMosquitto5(tag: string): Mosquitto5Suite {
       return h;
     },
     uniq: () => `${tag}${process.pid}x${Date.now().toString(36)}x${++seq}`,
+    url: () => broker.url,
   };
 }

@@ -7,6 +7,7 @@ import type { ResolvedOptions } from "../../options";
 import type { AckFailure, StreamPosition } from "../../protocol";
 import type { Backend } from "../../core";
 import type { Lanes } from "../../delivery/lanes";
+import type { Reauthorizer } from "../reauthorize";
 import type { RoomTracker } from "../rooms";
 import type { Recovery } from "../recovery";
 import type { BridgeStats } from "../../stats";
@@ -22,6 +23,8 @@ export interface HandlerContext {
   stats: BridgeStats;
   /** The rooms sockets joined through their own `mqtt.subscribe`. */
   clientRooms: ClientRooms;
+  /** `bridge.reauthorize()`: a grant checked before one began is checked again. */
+  reauthorizer: Reauthorizer;
   /** How each socket is delivered to (`mqtt.options`). */
   lanes: Lanes;
   /** Missed-message recovery (absent with recovery off). */

@@ -52,8 +52,15 @@ export async function onSubscribe(
     if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
     if (!socket.rooms.has(room)) checkCaps(ctx, socket, filter);
     // also when the socket is in the room already (server code may have put it there): a
-    // subscribe the rules do not allow changes nothing, not even the QoS
-    const allowed = await ctx.authorizer.subscribe(socket, filter);
+    // subscribe the rules do not allow changes nothing, not even the QoS. A grant that was
+    // awaited while a bridge.reauthorize() of the socket began may rest on withdrawn rights
+    // (the app changed them before that call): asked again
+    let allowed: boolean;
+    let generation: number;
+    do {
+      generation = ctx.reauthorizer.generation(socket);
+      allowed = await ctx.authorizer.subscribe(socket, filter);
+    } while (allowed && generation !== ctx.reauthorizer.generation(socket));
     if (!allowed) throw forbidden(`subscribe to "${filter}"`);
     if (socket.disconnected) return;
     if (!ctx.backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
@@ -69,7 +76,11 @@ export async function onSubscribe(
         check: () => checkCaps(ctx, socket, filter),
         join: () => {
           ctx.backend.prepare(filter, qos); // before the join: the first SUBSCRIBE has this QoS
-          return socket.join(room) ?? Promise.resolve();
+          const joining = socket.join(room) ?? Promise.resolve();
+          // the socket's own from the join on, so that a bridge.reauthorize() while the broker
+          // confirms checks this room too
+          ctx.clientRooms.add(socket, room);
+          return joining;
         },
       };
       if (since && ctx.recovery) {
@@ -88,14 +99,27 @@ export async function onSubscribe(
     } else {
       position = ctx.position();
     }
+    // a bridge.reauthorize() took the socket out while the broker confirmed (its
+    // `mqtt.unsubscribed` went first; the room's end may have cancelled the confirmation): this
+    // request is refused as well
+    const revoked = () =>
+      !socket.rooms.has(room) && ctx.reauthorizer.tookOut(socket, room, generation)
+        ? forbidden(`subscribe to "${filter}" (checked again by bridge.reauthorize)`)
+        : undefined;
     let granted;
     try {
       granted = await ctx.backend.confirm(filter, qos, ctx.opts.ackTimeoutMs);
     } catch (err) {
+      const refusal = revoked() ?? err;
       // undo what this request did (a refused new subscription has emptied the room already)
-      if (joined) await socket.leave(room);
-      throw err;
+      if (joined) {
+        ctx.clientRooms.delete(socket, room);
+        await socket.leave(room);
+      }
+      throw refusal;
     }
+    const refusal = revoked();
+    if (refusal) throw refusal;
     ctx.clientRooms.add(socket, room);
     ctx.stats.subscribes.ok++;
     const res: SubscribeAck = { ok: true, room, qos: granted };
