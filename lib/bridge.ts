@@ -11,6 +11,8 @@ import { Lanes } from "./delivery/lanes";
 import { isMarker } from "./delivery/markers";
 import { createEmbedded } from "./embedded";
 import { MqttBridgeError } from "./errors";
+import { renderMetrics } from "./metrics";
+import { Histogram } from "./metrics-histogram";
 import type { HandlerContext } from "./sockets/handlers";
 import { attachHandlers } from "./sockets/handlers";
 import type { MqttBridgeOptions } from "./options";
@@ -65,6 +67,13 @@ export interface MqttBridge {
   /** A snapshot of the counters. */
   stats(): BridgeStats;
   /**
+   * Every counter and gauge of {@link stats}, and the histogram of the broker-to-socket time, in
+   * the Prometheus text exposition format 0.0.4 (content type `METRICS_CONTENT_TYPE`), for a
+   * `/metrics` route. With prom-client: `(await register.metrics()) + (await bridge.metrics())`.
+   * @see README, "Metrics"
+   */
+  metrics(): Promise<string>;
+  /**
    * Serves a namespace (or a server's main one) right away, including sockets already connected;
    * `io.use(bridge)` does this on the first connection.
    */
@@ -107,11 +116,13 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
   };
   const lanes = new Lanes(opts, stats, wants);
   const leaving = { count: 0 };
+  const latency = new Histogram();
   const deps: CoreDeps = {
     opts,
     stats,
     lanes,
     leaving,
+    latency,
     events: emitter,
     fail(err) {
       if (emitter.listenerCount("error") > 0) {
@@ -233,6 +244,10 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       d.slow = lanes.slowNow;
       d.messagesPerFrame = d.frames === 0 ? 0 : Math.round((d.messages / d.frames) * 100) / 100;
       return snapshot(stats);
+    },
+    metrics(): Promise<string> {
+      // a promise, as prom-client's register.metrics(): room for figures gathered from elsewhere
+      return new Promise((resolve) => resolve(renderMetrics(bridge.stats(), latency)));
     },
     attach(target: Server | Namespace): void {
       attachNamespace(isServer(target) ? target.of("/") : target);
