@@ -10,7 +10,7 @@ import { useWorkerWorld } from "../support/cluster-worker";
 import { request } from "../support/harness";
 import type { Family } from "../support/prometheus";
 import { parseExposition, promtool, valueOf } from "../support/prometheus";
-import { waitFor } from "../support/util";
+import { freePort, waitFor } from "../support/util";
 
 const P = "socketio_mqtt_bridge_";
 
@@ -62,5 +62,27 @@ describe("metrics in the worker topology", function () {
     expect(value(n, "subscribes_total")).to.equal(1);
     expect(value(n, "refusals_total", { code: "FORBIDDEN" })).to.equal(1);
     expect(value(n, "delivery_frame_messages_total")).to.equal(10);
+  });
+
+  it("the worker command serves /metrics with --metrics: its bridge's, and an empty text while a standby", async () => {
+    const [port, standbyPort] = [await freePort(), await freePort()];
+    const worker = await world.startWorker({ extra: ["--metrics", `127.0.0.1:${port}`] });
+    expect(worker.log.toString()).to.include(`metrics: http://127.0.0.1:${port}/metrics`);
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(res.status).to.equal(200);
+    expect(res.headers.get("content-type")).to.equal("text/plain; version=0.0.4; charset=utf-8");
+    const w = await scrape({ metrics: () => res.text() });
+    expect(value(w, "broker_connected")).to.equal(1);
+    expect(value(w, "broker_to_socket_seconds_count")).to.equal(0);
+    expect((await fetch(`http://127.0.0.1:${port}/other`)).status).to.equal(404);
+
+    const standby = await world.startWorker({
+      extra: ["--metrics", `127.0.0.1:${standbyPort}`],
+      until: "standby",
+    });
+    expect(standby.running).to.equal(true);
+    const idle = await fetch(`http://127.0.0.1:${standbyPort}/metrics`);
+    expect(idle.status).to.equal(200);
+    expect(await idle.text()).to.equal("");
   });
 });
