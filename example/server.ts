@@ -21,6 +21,7 @@ import type { MqttBridge } from "../lib";
 import type { EmbeddedBroker } from "./broker";
 import { MQTT_WS_PATH, startBroker } from "./broker";
 import { bundlePages } from "./bundle";
+import { serveMetrics } from "./metrics";
 import type { Fleet } from "./fleet";
 import { SENSORS, startFleet } from "./fleet";
 import type { PortChoice } from "./ports";
@@ -218,7 +219,10 @@ async function main(): Promise<void> {
   }
 
   const root = await realpath(PUBLIC_DIR);
+  /** The bridge, once made (the web server is made first: the broker may share it). */
+  let served: MqttBridge | undefined = undefined;
   const http = createServer((req, res) => {
+    if (serveMetrics(req, res, () => served)) return;
     serveStatic(root, req, res).catch(() => {
       if (!res.headersSent) sendText(res, 500, "Internal Server Error");
       else res.destroy();
@@ -277,6 +281,7 @@ async function main(): Promise<void> {
     throw new StartupError(`MQTT_URL: ${(err as Error).message}`, { cause: err });
   }
   closers.push(["MQTT bridge", () => bridge.close()]);
+  served = bridge;
   const upstream =
     config.topology === "forward" ? "the bridge worker" : redact(brokerUrl ?? new URL("mqtt://?"));
   let lastError = "";
@@ -378,6 +383,7 @@ async function main(): Promise<void> {
   }
   console.log(`Chat page: ${base}/`);
   console.log(`Dashboard: ${base}/dashboard.html`);
+  console.log(`Metrics (Prometheus): ${base}/metrics`);
   const pub = brokerUrl && mosquittoPub(brokerUrl);
   if (pub) console.log(`Publish to the chat: ${pub}`);
   console.log("Press Ctrl-C to stop.");

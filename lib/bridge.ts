@@ -11,6 +11,8 @@ import { Lanes } from "./delivery/lanes";
 import { isMarker } from "./delivery/markers";
 import { createEmbedded } from "./embedded";
 import { MqttBridgeError } from "./errors";
+import { renderMetrics } from "./metrics";
+import { Histogram } from "./metrics-histogram";
 import type { HandlerContext } from "./sockets/handlers";
 import { attachHandlers } from "./sockets/handlers";
 import type { MqttBridgeOptions } from "./options";
@@ -79,6 +81,13 @@ export interface MqttBridge {
    */
   reauthorize(target: ReauthorizeTarget): Promise<RevokedSubscription[]>;
   /**
+   * Every counter and gauge of {@link stats}, and the histogram of the broker-to-socket time, in
+   * the Prometheus text exposition format 0.0.4 (content type `METRICS_CONTENT_TYPE`), for a
+   * `/metrics` route. With prom-client: `(await register.metrics()) + (await bridge.metrics())`.
+   * @see README, "Metrics"
+   */
+  metrics(): Promise<string>;
+  /**
    * Serves a namespace (or a server's main one) right away, including sockets already connected;
    * `io.use(bridge)` does this on the first connection.
    */
@@ -121,11 +130,13 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
   };
   const lanes = new Lanes(opts, stats, wants);
   const leaving = { count: 0 };
+  const latency = new Histogram();
   const deps: CoreDeps = {
     opts,
     stats,
     lanes,
     leaving,
+    latency,
     events: emitter,
     fail(err) {
       if (emitter.listenerCount("error") > 0) {
@@ -260,6 +271,10 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
     },
     reauthorize(target: ReauthorizeTarget): Promise<RevokedSubscription[]> {
       return reauthorizer.reauthorize(target);
+    },
+    metrics(): Promise<string> {
+      // a promise, as prom-client's register.metrics(): room for figures gathered from elsewhere
+      return new Promise((resolve) => resolve(renderMetrics(bridge.stats(), latency)));
     },
     attach(target: Server | Namespace): void {
       attachNamespace(isServer(target) ? target.of("/") : target);

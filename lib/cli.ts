@@ -6,6 +6,8 @@
  * Needs `@socket.io/redis-adapter` and `ioredis` installed next to the package.
  */
 import { readFileSync } from "node:fs";
+import type { Server as HttpServer } from "node:http";
+import { createServer } from "node:http";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -15,6 +17,7 @@ import type { MqttBridge } from "./bridge";
 import { mqttBridge } from "./bridge";
 import { WorkerLease, WorkerLock } from "./cluster/lock";
 import { fenceWorker } from "./cluster/worker";
+import { METRICS_CONTENT_TYPE } from "./metrics";
 import type { MqttBridgeOptions } from "./options";
 import { resolveOptions } from "./options";
 
@@ -32,6 +35,9 @@ Options (each also read from the environment variable in brackets):
                      (decode, retained, limits, reconnect, ...; not allow: web nodes authorize)
   --lock-ttl MS      workers share a lock in Redis: one serves, others wait as standbys and
                      take over within MS after it dies                [BRIDGE_LOCK_TTL] (default 5000)
+  --metrics [HOST:]PORT
+                     serve GET /metrics (Prometheus text format) on PORT, all interfaces
+                     unless HOST is given; a standby answers an empty text [BRIDGE_METRICS]
   -h, --help         show this help
   -v, --version      print the version
 
@@ -45,6 +51,18 @@ export interface WorkerArgs {
   key: string;
   lockTtlMs: number;
   config?: string;
+  /** Where to serve `/metrics` (`--metrics [HOST:]PORT`); no host: every interface. */
+  metrics?: { host?: string; port: number };
+}
+
+/** Reads `[HOST:]PORT` (an IPv6 host in brackets: `[::1]:9464`); throws a one-line Error. */
+function parseListen(raw: string): { host?: string; port: number } {
+  const m = /^(?:(\[[^\]]+\]|[^:]+):)?(\d+)$/.exec(raw.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new Error(`--metrics must be [HOST:]PORT with a port from 1 to 65535, got "${raw}"`);
+  }
+  return m[1] ? { host: m[1].replace(/^\[(.*)\]$/, "$1"), port } : { port };
 }
 
 /**
@@ -65,6 +83,7 @@ export function parseWorkerArgs(
       key: { type: "string" },
       config: { type: "string" },
       "lock-ttl": { type: "string" },
+      metrics: { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean", short: "v" },
     },
@@ -99,6 +118,8 @@ export function parseWorkerArgs(
   };
   const config = values.config ?? env.BRIDGE_CONFIG;
   if (config) args.config = config;
+  const metrics = values.metrics ?? env.BRIDGE_METRICS;
+  if (metrics) args.metrics = parseListen(metrics);
   return args;
 }
 
@@ -138,6 +159,8 @@ async function loadConfig(file: string): Promise<MqttBridgeOptions> {
 
 /** One serving term of the worker: from taking the lock to losing it or stopping. */
 interface Term {
+  /** The term's bridge, once made. */
+  bridge(): MqttBridge | undefined;
   /** Stops serving at once (the lock is lost): see {@link fenceWorker}. */
   fence(): void;
   /** Stops serving gracefully (SIGINT, SIGTERM). */
@@ -210,6 +233,7 @@ async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> 
       console.log(`bridge worker serving ${args.namespaces.join(", ")} through ${args.redis}`);
     });
     return {
+      bridge: () => bridge,
       fence() {
         if (fenced) return;
         over = fenced = true;
@@ -232,8 +256,10 @@ async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> 
     };
   };
 
-  const lock = new WorkerLock(lockClient, `${args.key}#mqtt-bridge#worker`, ttl);
   let term: Term | undefined;
+  // before the lock: a port that cannot be had stops the worker before it serves
+  const metrics = args.metrics ? await serveMetrics(args.metrics, () => term?.bridge()) : undefined;
+  const lock = new WorkerLock(lockClient, `${args.key}#mqtt-bridge#worker`, ttl);
   let stopping = false;
   let standby = false;
   const lease = new WorkerLease(lock, {
@@ -257,6 +283,7 @@ async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> 
   return {
     async stop() {
       stopping = true;
+      metrics?.close();
       // the lease keeps renewing meanwhile: losing the lock fences the closing term
       await term?.close();
       term = undefined;
@@ -264,6 +291,37 @@ async function runWorker(args: WorkerArgs): Promise<{ stop: () => Promise<void> 
       lockClient.disconnect();
     },
   };
+}
+
+/**
+ * Serves `GET /metrics` at `where`: the metrics of the serving term's bridge, an empty text while
+ * there is none (a standby). Resolves once listening; rejects when the port cannot be had.
+ */
+async function serveMetrics(
+  where: { host?: string; port: number },
+  bridge: () => MqttBridge | undefined,
+): Promise<HttpServer> {
+  const server = createServer((req, res) => {
+    if (new URL(req.url ?? "/", "http://localhost").pathname !== "/metrics") {
+      res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("Not Found\n");
+      return;
+    }
+    const b = bridge();
+    (b ? b.metrics() : Promise.resolve("")).then(
+      (text) => res.writeHead(200, { "Content-Type": METRICS_CONTENT_TYPE }).end(text),
+      (err: unknown) => {
+        console.error(`metrics: ${message(err)}`);
+        res.writeHead(500).end();
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err) => reject(new Error(`--metrics: ${err.message}`, { cause: err })));
+    server.listen(where.port, where.host, () => resolve());
+  });
+  const host = where.host ?? "0.0.0.0";
+  console.log(`metrics: http://${host.includes(":") ? `[${host}]` : host}:${where.port}/metrics`);
+  return server;
 }
 
 async function main(): Promise<void> {

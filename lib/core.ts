@@ -1,6 +1,7 @@
 import type { Namespace } from "socket.io";
 import type { Lanes } from "./delivery/lanes";
 import { MqttBridgeError } from "./errors";
+import type { Histogram } from "./metrics-histogram";
 import type { ResolvedOptions } from "./options";
 import type { QoS } from "./protocol";
 import type { RoomTracker } from "./sockets/rooms";
@@ -48,6 +49,8 @@ export interface CoreDeps {
   lanes: Lanes;
   /** Sockets of this process disconnecting now (their rooms go as they leave them). */
   leaving: { count: number };
+  /** The broker-to-socket times of this process's live messages (see lib/metrics.ts). */
+  latency: Histogram;
 }
 
 /** One topology's implementation behind the public bridge object. */

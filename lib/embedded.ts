@@ -40,7 +40,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
   const session = new Session(opts, stats);
   /** The namespaces the bridge serves. */
   const namespaces = new Set<Namespace>();
-  const delivery = new Broadcaster(opts, stats, deps.lanes);
+  const delivery = new Broadcaster(opts, stats, deps.lanes, deps.latency);
   const history = opts.recovery ? new History(opts.recovery, stats) : undefined;
   delivery.history = history;
   const linger = opts.recovery
@@ -114,7 +114,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
     table,
     stats,
     createDecoder(opts.decode),
-    (targets, except, message, bytes) => delivery.send(targets, except, message, bytes),
+    (targets, except, message, bytes, at) => delivery.send(targets, except, message, bytes, at),
   );
 
   const ready = createReady();

@@ -7,6 +7,8 @@ export type { BridgeEvents, MqttBridge, PublishOptions } from "./bridge";
 export { DEFAULT_DELIVERY } from "./delivery/options";
 export type { DeliveryOptions, SlowPolicy } from "./delivery/options";
 export { MqttBridgeError } from "./errors";
+export { METRICS_CONTENT_TYPE } from "./metrics";
+export { BROKER_TO_SOCKET_BUCKETS } from "./metrics-histogram";
 export {
   DEFAULT_ACK_TIMEOUT_MS,
   DEFAULT_CLUSTER,

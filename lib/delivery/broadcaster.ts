@@ -1,4 +1,6 @@
 import type { Namespace } from "socket.io";
+import type { Histogram } from "../metrics-histogram";
+import { clock } from "../metrics-histogram";
 import type { ResolvedOptions } from "../options";
 import type { BridgeMessage } from "../protocol";
 import type { BridgeStats } from "../stats";
@@ -24,6 +26,8 @@ interface Group {
   origin: string | undefined;
   messages: BridgeMessage[];
   sizes: number[];
+  /** When each message reached the router ({@link clock}). */
+  times: number[];
   bytes: number;
   /** Its place in the turn's groups. */
   index: number;
@@ -110,6 +114,8 @@ export class Broadcaster {
     private readonly opts: ResolvedOptions,
     private readonly stats: BridgeStats,
     private readonly lanes: Lanes,
+    /** Where the broker-to-socket time of each message goes (the router's side of a node only). */
+    private readonly latency?: Histogram,
   ) {
     lanes.flusher = () => this.flush();
     this.maxBatchBytes = Math.min(MAX_BATCH_BYTES, Math.floor(opts.delivery.highWaterMark / 4));
@@ -120,15 +126,20 @@ export class Broadcaster {
     this.namespaces.add(nsp);
   }
 
-  /** Sends `message` (`bytes`: its topic and raw payload) to `rooms`, leaving out `origin`. */
+  /**
+   * Sends `message` (`bytes`: its topic and raw payload) to `rooms`, leaving out `origin`. `at`:
+   * when it reached the router ({@link clock}), for the broker-to-socket histogram.
+   */
   send(
     rooms: ReadonlySet<string>,
     origin: string | undefined,
     message: BridgeMessage,
     bytes: number,
+    at: number,
   ): void {
     if (!this.opts.delivery.batch) {
       this.history?.append(message, rooms, origin, bytes);
+      this.latency?.observe((clock() - at) / 1000);
       this.emit(rooms, origin, [message], [bytes], undefined);
       return;
     }
@@ -141,12 +152,13 @@ export class Broadcaster {
       g.bytes >= this.maxBatchBytes ||
       (n > 1 && (this.topicAt.get(message.topic) ?? -1) > g.index)
     ) {
-      g = { rooms, origin, messages: [], sizes: [], bytes: 0, index: n };
+      g = { rooms, origin, messages: [], sizes: [], times: [], bytes: 0, index: n };
       this.pending.push(g);
       this.last.set(rooms, g);
     }
     g.messages.push(message);
     g.sizes.push(bytes);
+    g.times.push(at);
     g.bytes += bytes;
     if (this.pending.length > 1) this.topicAt.set(message.topic, g.index);
     if (!this.scheduled) {
@@ -171,6 +183,7 @@ export class Broadcaster {
           this.history.append(g.messages[i], g.rooms, g.origin, g.sizes[i]);
         }
       }
+      this.handedOver(g.times);
       if (!joiner) {
         this.emit(g.rooms, g.origin, g.messages, g.sizes, undefined);
         continue;
@@ -187,6 +200,17 @@ export class Broadcaster {
       const sizes = g.sizes.filter((_, i) => had[i]);
       this.emit(new Set([joiner.id]), undefined, messages, sizes, undefined);
     }
+  }
+
+  /**
+   * Counts the broker-to-socket time of a group's messages (`times`: when each reached the
+   * router), handed to Socket.IO now: one clock read per group, none per socket.
+   */
+  private handedOver(times: readonly number[]): void {
+    const h = this.latency;
+    if (!h) return;
+    const now = clock();
+    for (let i = 0; i < times.length; i++) h.observe((now - times[i]) / 1000);
   }
 
   private emit(

@@ -1,6 +1,7 @@
 import createDebug from "debug";
 import type { IPublishPacket } from "mqtt";
 import type { PayloadDecoder } from "./codec";
+import { clock } from "../metrics-histogram";
 import type { ResolvedOptions } from "../options";
 import type { BridgeMessage, MessageProperties } from "../protocol";
 import { RetainedCache } from "./retained";
@@ -62,13 +63,15 @@ function fingerprint(p: MessageProperties | undefined): string {
 
 /**
  * Sends one message to a set of rooms, leaving out the origin socket when there is one (the
- * delivery stage; `bytes`: the topic's and raw payload's length, for its bounds).
+ * delivery stage; `bytes`: the topic's and raw payload's length, for its bounds; `at`: when it
+ * reached the router, on the histogram's {@link clock}).
  */
 export type Broadcast = (
   rooms: ReadonlySet<string>,
   except: string | undefined,
   message: BridgeMessage,
   bytes: number,
+  at: number,
 ) => void;
 
 /** Where a topic goes, as of a version of the subscription table (kept for unions only). */
@@ -241,6 +244,7 @@ export class Router {
 
   /** Handles one PUBLISH from the broker (the hot path). */
   handle(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    const at = clock(); // the broker-to-socket time starts here (one clock read per message)
     const stats = this.stats.messages;
     stats.in++;
     this.route(topic);
@@ -303,7 +307,7 @@ export class Router {
       ? undefined
       : packet.properties?.userProperties?.[ORIGIN_PROPERTY];
     const except = typeof origin === "string" ? origin : undefined;
-    this.broadcast(rooms, except, message, topic.length + payload.length);
+    this.broadcast(rooms, except, message, topic.length + payload.length, at);
     stats.delivered++;
   }
 

@@ -12,6 +12,7 @@ import type { Socket as ClientSocket } from "socket.io-client";
 // chai 6 is ESM-only: import its types statically, the module itself dynamically.
 import type { expect as chaiExpect } from "chai" with { "resolution-mode": "import" };
 import { SENSORS } from "../../example/fleet";
+import { METRICS_CONTENT_TYPE } from "../../lib";
 import { StartupError, listenOnPort, portFromEnv } from "../../example/ports";
 import type { Example } from "../support/example";
 import {
@@ -22,6 +23,7 @@ import {
   stopExample,
 } from "../support/example";
 import { startMosquitto } from "../support/mosquitto";
+import { parseExposition, valueOf } from "../support/prometheus";
 import { startRedis } from "../support/redis";
 import { freePort, onceEvent, waitFor, withTimeout } from "../support/util";
 
@@ -176,6 +178,22 @@ describe("example", function () {
       })) as { ok: boolean; error: { code: string } };
       expect(forbidden.ok).to.equal(false);
       expect(forbidden.error.code).to.equal("FORBIDDEN");
+
+      // the bridge's metrics for Prometheus, counting what just happened
+      const metrics = await get("metrics");
+      expect(metrics.status).to.equal(200);
+      expect(metrics.headers.get("content-type")).to.equal(METRICS_CONTENT_TYPE);
+      const families = parseExposition(await metrics.text(), { prefix: "socketio_mqtt_bridge_" });
+      const metric = (name: string, labels?: Record<string, string>) =>
+        valueOf(families, `socketio_mqtt_bridge_${name}`, labels);
+      expect(metric("broker_connected")).to.equal(1);
+      expect(metric("refusals_total", { code: "FORBIDDEN" })).to.equal(1);
+      expect(metric("publishes_acked_total")).to.equal(1);
+      expect(metric("messages_delivered_total")).to.be.at.least(1);
+      expect(metric("broker_to_socket_seconds_count")).to.be.at.least(1);
+      expect(example.stdout).to.include(
+        `Metrics (Prometheus): http://127.0.0.1:${webPort}/metrics`,
+      );
 
       // the fleet's last-known state is replayed to a socket as it subscribes
       const statuses = new Map<string, unknown>();

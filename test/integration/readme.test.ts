@@ -109,6 +109,32 @@ const TS_BLOCKS: TsBlock[] = [
     ],
   },
   {
+    name: "metrics route",
+    match: /^import \{ METRICS_CONTENT_TYPE \} from "socket\.io-mqtt-bridge";/,
+    fragment:
+      "a route added to the minimal server (its `httpServer` and `bridge`); " +
+      "bridge.metrics() is run in test/integration/metrics.test.ts",
+    prelude: [
+      'import type { Server as HttpServer } from "node:http";',
+      'import type { MqttBridge } from "socket.io-mqtt-bridge";',
+      "declare const httpServer: HttpServer;",
+      "declare const bridge: MqttBridge;",
+    ],
+  },
+  {
+    name: "metrics with prom-client",
+    match: /from "prom-client"/,
+    fragment:
+      "the lines of a /metrics route (its `res`, the minimal server's `bridge`); the same " +
+      "concatenation is run and checked by promtool in test/integration/metrics.test.ts",
+    prelude: [
+      'import type { ServerResponse } from "node:http";',
+      'import type { MqttBridge } from "socket.io-mqtt-bridge";',
+      "declare const res: ServerResponse;",
+      "declare const bridge: MqttBridge;",
+    ],
+  },
+  {
     name: "forward web node",
     match: /topology: "forward"/,
     fragment:

@@ -35,6 +35,20 @@ describe("worker command line", () => {
     });
   });
 
+  it("reads --metrics [HOST:]PORT (or BRIDGE_METRICS)", () => {
+    const base = ["worker", "--mqtt", "m", "--redis", "r"];
+    expect(parseWorkerArgs([...base, "--metrics", "9464"], env)).to.deep.include({
+      metrics: { port: 9464 },
+    });
+    expect(parseWorkerArgs([...base, "--metrics", "127.0.0.1:9464"], env)).to.deep.include({
+      metrics: { host: "127.0.0.1", port: 9464 },
+    });
+    expect(parseWorkerArgs(base, { BRIDGE_METRICS: "[::1]:9464" })).to.deep.include({
+      metrics: { host: "::1", port: 9464 },
+    });
+    expect(parseWorkerArgs(base, env)).not.to.have.property("metrics");
+  });
+
   it("asks for help with -h or --help", () => {
     expect(parseWorkerArgs(["-h"], env)).to.equal("help");
     expect(parseWorkerArgs(["--help"], env)).to.equal("help");
@@ -61,6 +75,9 @@ describe("worker command line", () => {
     [["worker", "--mqtt", "m", "--redis", "r", "--namespace", "chat"], /namespace/],
     [["worker", "--mqtt", "m", "--redis", "r", "--lock-ttl", "10"], /lock-ttl/],
     [["worker", "--nope"], /nope/],
+    [["worker", "--mqtt", "m", "--redis", "r", "--metrics", "0"], /--metrics/],
+    [["worker", "--mqtt", "m", "--redis", "r", "--metrics", "host:"], /--metrics/],
+    [["worker", "--mqtt", "m", "--redis", "r", "--metrics", "::1:80"], /--metrics/],
   ] as const) {
     it(`refuses ${argv.join(" ")} with a one-line message`, () => {
       expect(() => parseWorkerArgs([...argv], env)).to.throw(Error, message);
