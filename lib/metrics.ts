@@ -188,6 +188,12 @@ export const METRIC_TABLE: { readonly [P in StatsPath]: MetricMapping } = {
       "Broker SUBSCRIBEs sent again, with backoff, after a timeout or a refusal.",
     ),
   },
+  "subscribes.revoked": {
+    family: counter(
+      "subscription_revocations_total",
+      "Client subscriptions bridge.reauthorize() took away (allow.subscribe no longer allows them).",
+    ),
+  },
   "subscribes.evicted": {
     family: counter(
       "subscription_evictions_total",
