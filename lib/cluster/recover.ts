@@ -3,8 +3,8 @@ import type { Socket } from "socket.io";
 import { MqttBridgeError } from "../errors";
 import type { BridgeMessage, SinceRequest, StreamPosition } from "../protocol";
 import type { BridgeStats } from "../stats";
-import type { JoinSteps, RecoveredJoin, Recovery } from "../sockets/recovery";
-import { RoomStarts } from "../sockets/recovery";
+import type { JoinSteps, RecoveredJoin } from "../sockets/recovery";
+import { JoinRecovery } from "../sockets/recovery";
 import type { RoomTracker } from "../sockets/rooms";
 import { checkRecoverReply } from "./checks";
 import { parseBody } from "./deliver";
@@ -33,17 +33,17 @@ export interface ForwardLink {
  * the worker for the missed messages and, in the turn its answer arrives — after every frame of
  * the messages up to the answer's position, and before any later one — sends them and joins.
  */
-export class ForwardRecovery implements Recovery {
-  private readonly starts = new RoomStarts();
-  private recovering: { socket: Socket; offset: number } | undefined;
+export class ForwardRecovery extends JoinRecovery {
   private epoch: string | undefined;
   private offset = 0;
 
   constructor(
-    private readonly stats: BridgeStats,
-    private readonly rooms: RoomTracker,
+    stats: BridgeStats,
+    rooms: RoomTracker,
     private readonly link: ForwardLink,
-  ) {}
+  ) {
+    super(stats, rooms, (socket, messages) => link.send(socket, messages));
+  }
 
   /** The worker's stream reached `offset` (a frame's last message, a status's position). */
   observe(epoch: string, offset: number): void {
@@ -58,13 +58,8 @@ export class ForwardRecovery implements Recovery {
     return this.epoch === undefined ? undefined : { epoch: this.epoch, offset: this.offset };
   }
 
-  joined(socket: Socket, room: string): void {
-    const r = this.recovering;
-    this.starts.set(socket, room, r?.socket === socket ? r.offset : this.offset);
-  }
-
-  recoveringJoin(socket: Socket): boolean {
-    return this.recovering?.socket === socket;
+  protected now(): number {
+    return this.offset;
   }
 
   recover(
@@ -76,7 +71,7 @@ export class ForwardRecovery implements Recovery {
   ): Promise<RecoveredJoin> {
     return new Promise((resolve, reject) => {
       steps.check();
-      const others = this.starts.others(socket, room, this.rooms, this.offset);
+      const others = this.others(socket, room);
       const body: RecoverRequestWire = { socket: socket.id, filter, since, others };
       this.link.call(EVENTS.recover, body, (res) => {
         try {
@@ -110,20 +105,6 @@ export class ForwardRecovery implements Recovery {
     steps.check();
     const missed = reply.missed && parseBody(reply.missed.body, reply.missed.count);
     if (reply.missed && !missed) this.link.drop("recover reply: malformed messages");
-    if (!missed) {
-      this.stats.recovery.failed++;
-      debug("[%s] %s: cannot recover from %s:%d", socket.id, filter, since.epoch, since.offset);
-      return { recovered: false, joining: steps.join(), position };
-    }
-    this.stats.recovery.recovered++;
-    this.stats.recovery.replayed += missed.length;
-    debug("[%s] %s: %d missed messages from %d", socket.id, filter, missed.length, since.offset);
-    if (missed.length > 0) this.link.send(socket, missed);
-    this.recovering = { socket, offset: since.offset };
-    try {
-      return { recovered: true, joining: steps.join(), position };
-    } finally {
-      this.recovering = undefined;
-    }
+    return this.finish(socket, filter, since, missed, steps, position);
   }
 }

@@ -110,6 +110,75 @@ export const mineOf = (opts: ResolvedOptions, id: string, since: SinceRequest) =
   opts.echo ? undefined : new Set([id, ...(since.ids ?? [])]);
 
 /**
+ * What both recoveries share: the rooms' starts, and the end of a recovering join — counted,
+ * logged, the missed messages sent and the join made in one turn, the join taken for a
+ * recovering one (no retained state) while it runs.
+ */
+export abstract class JoinRecovery implements Recovery {
+  private readonly starts = new RoomStarts();
+  private recovering: { socket: Socket; offset: number } | undefined;
+
+  constructor(
+    protected readonly stats: BridgeStats,
+    protected readonly rooms: RoomTracker,
+    /** Sends messages to one socket, through its delivery lane. */
+    private readonly send: (socket: Socket, messages: BridgeMessage[]) => void,
+  ) {}
+
+  abstract position(): StreamPosition | undefined;
+  abstract recover(
+    socket: Socket,
+    filter: string,
+    room: string,
+    since: SinceRequest,
+    steps: JoinSteps,
+  ): Promise<RecoveredJoin>;
+
+  /** The offset of the last message this process knows of. */
+  protected abstract now(): number;
+
+  joined(socket: Socket, room: string): void {
+    const r = this.recovering;
+    this.starts.set(socket, room, r?.socket === socket ? r.offset : this.now());
+  }
+
+  recoveringJoin(socket: Socket): boolean {
+    return this.recovering?.socket === socket;
+  }
+
+  /** The socket's other bridged rooms and their starts. */
+  protected others(socket: Socket, room: string): Others {
+    return this.starts.others(socket, room, this.rooms, this.now());
+  }
+
+  /** Sends what `socket` missed (undefined: it cannot be told) and joins, in this turn. */
+  protected finish(
+    socket: Socket,
+    filter: string,
+    since: SinceRequest,
+    missed: BridgeMessage[] | undefined,
+    steps: JoinSteps,
+    position: StreamPosition | undefined,
+  ): RecoveredJoin {
+    if (!missed) {
+      this.stats.recovery.failed++;
+      debug("[%s] %s: cannot recover from %s:%d", socket.id, filter, since.epoch, since.offset);
+      return { recovered: false, joining: steps.join(), position };
+    }
+    this.stats.recovery.recovered++;
+    this.stats.recovery.replayed += missed.length;
+    debug("[%s] %s: %d missed messages from %d", socket.id, filter, missed.length, since.offset);
+    if (missed.length > 0) this.send(socket, missed);
+    this.recovering = { socket, offset: since.offset };
+    try {
+      return { recovered: true, joining: steps.join(), position };
+    } finally {
+      this.recovering = undefined;
+    }
+  }
+}
+
+/**
  * Recovery from this process's history (embedded topology, and the worker's own sockets): a
  * socket that subscribes with `since` gets, right before it joins the room, the messages on the
  * filter it missed after that position; then live messages through the room. Nothing is missed in
@@ -118,33 +187,25 @@ export const mineOf = (opts: ResolvedOptions, id: string, since: SinceRequest) =
  * are its own publishes with `echo: false` (also those of its earlier connections it names in
  * `since.ids`).
  */
-export class StreamRecovery implements Recovery {
-  private readonly starts = new RoomStarts();
-  private recovering: { socket: Socket; offset: number } | undefined;
-
+export class StreamRecovery extends JoinRecovery {
   constructor(
     private readonly opts: ResolvedOptions,
-    private readonly stats: BridgeStats,
+    stats: BridgeStats,
     private readonly history: History,
-    private readonly rooms: RoomTracker,
+    rooms: RoomTracker,
     /** Sends what waits to be broadcast. */
     private readonly flush: () => void,
-    /** Sends messages to one socket, through its delivery lane. */
-    private readonly send: (socket: Socket, messages: BridgeMessage[]) => void,
-  ) {}
+    send: (socket: Socket, messages: BridgeMessage[]) => void,
+  ) {
+    super(stats, rooms, send);
+  }
 
   position(): StreamPosition {
     return this.history.position();
   }
 
-  joined(socket: Socket, room: string): void {
-    const r = this.recovering;
-    const offset = r?.socket === socket ? r.offset : this.history.position().offset;
-    this.starts.set(socket, room, offset);
-  }
-
-  recoveringJoin(socket: Socket): boolean {
-    return this.recovering?.socket === socket;
+  protected now(): number {
+    return this.history.position().offset;
   }
 
   recover(
@@ -155,36 +216,12 @@ export class StreamRecovery implements Recovery {
     steps: JoinSteps,
   ): Promise<RecoveredJoin> {
     // the executor runs to its end in the caller's turn; what `check` throws rejects
-    return new Promise((resolve) => resolve(this.recoverNow(socket, filter, room, since, steps)));
-  }
-
-  private recoverNow(
-    socket: Socket,
-    filter: string,
-    room: string,
-    since: SinceRequest,
-    steps: JoinSteps,
-  ): RecoveredJoin {
-    steps.check();
-    this.flush(); // what waits to be broadcast goes to the history (and not to the joiner)
-    const now = this.history.position().offset;
-    const others = this.starts.others(socket, room, this.rooms, now);
-    const mine = mineOf(this.opts, socket.id, since);
-    const missed = missedSince(this.history, filter, since, others, mine);
-    if (!missed) {
-      this.stats.recovery.failed++;
-      debug("[%s] %s: cannot recover from %s:%d", socket.id, filter, since.epoch, since.offset);
-      return { recovered: false, joining: steps.join(), position: this.position() };
-    }
-    this.stats.recovery.recovered++;
-    this.stats.recovery.replayed += missed.length;
-    debug("[%s] %s: %d missed messages from %d", socket.id, filter, missed.length, since.offset);
-    if (missed.length > 0) this.send(socket, missed);
-    this.recovering = { socket, offset: since.offset };
-    try {
-      return { recovered: true, joining: steps.join(), position: this.position() };
-    } finally {
-      this.recovering = undefined;
-    }
+    return new Promise((resolve) => {
+      steps.check();
+      this.flush(); // what waits to be broadcast goes to the history (and not to the joiner)
+      const mine = mineOf(this.opts, socket.id, since);
+      const missed = missedSince(this.history, filter, since, this.others(socket, room), mine);
+      resolve(this.finish(socket, filter, since, missed, steps, this.position()));
+    });
   }
 }
