@@ -25,6 +25,10 @@ export const EVENTS = {
   heartbeat: "mqtt-bridge:heartbeat",
   /** worker → nodes: a `DeliverFrame` (lib/cluster/deliver.ts) of messages for the nodes' sockets. */
   deliver: "mqtt-bridge:deliver",
+  /** node → worker: a {@link WireRequest} for an MQTT 5 request (reply: lib/cluster/requests.ts). */
+  request: "mqtt-bridge:request",
+  /** node → worker: a {@link WireRequest} (no body) naming a request its socket gave up. */
+  cancel: "mqtt-bridge:cancel",
 } as const;
 
 /** A listener of cluster messages (Socket.IO types namespace listeners the same way). */
