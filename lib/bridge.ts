@@ -17,7 +17,7 @@ import type { HandlerContext } from "./sockets/handlers";
 import { attachHandlers } from "./sockets/handlers";
 import type { MqttBridgeOptions } from "./options";
 import { resolveOptions } from "./options";
-import type { MessageProperties, QoS } from "./protocol";
+import type { BridgeMessage, MessageProperties, QoS, RequestMessage } from "./protocol";
 import { RecoveryGuard } from "./sockets/recovered";
 import type { ReauthorizeTarget, RevokedSubscription } from "./sockets/reauthorize";
 import { Reauthorizer } from "./sockets/reauthorize";
@@ -25,6 +25,7 @@ import type { BridgeStats } from "./stats";
 import { createStats, snapshot } from "./stats";
 import { matches } from "./topic";
 import { checkFilter, parsePublish } from "./sockets/validate";
+import { parseRequest } from "./sockets/validate-request";
 
 const debug = createDebug("socket.io-mqtt-bridge:bridge");
 
@@ -50,6 +51,18 @@ export interface PublishOptions {
   properties?: MessageProperties;
 }
 
+/** Options of a server-side `bridge.request` (README, "Request / response"). */
+export interface RequestOptions {
+  /** How long to wait for the reply, in ms (at most `limits.requestTimeoutMs`). @default 10000 */
+  timeoutMs?: number;
+  /** @default 1 */
+  qos?: QoS;
+  /** MQTT 5 properties; the bridge sets the response topic, correlation data and expiry. */
+  properties?: RequestMessage["properties"];
+  /** Gives the request up: it rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
 /** The namespace middleware returned by {@link mqttBridge}, with the bridge's own API. */
 export interface MqttBridge {
   /** The middleware: `io.use(bridge)` or `io.of("/ns").use(bridge)`. */
@@ -64,6 +77,17 @@ export interface MqttBridge {
   unsubscribe(filter: string, room: string): void;
   /** Publishes from the server; resolves when the broker acknowledged it at its QoS. */
   publish(topic: string, payload: unknown, options?: PublishOptions): Promise<void>;
+  /**
+   * Sends an MQTT 5 request from the server (not subject to `allow` rules) and resolves with its
+   * first reply; rejects with `TIMEOUT` when none comes in time, `MQTT5_REQUIRED` over 3.1.1.
+   * @example
+   * const reply = await bridge.request("devices/42/reboot", { delay: 0 }, { timeoutMs: 5000 });
+   */
+  request<P = unknown>(
+    topic: string,
+    payload: unknown,
+    options?: RequestOptions,
+  ): Promise<BridgeMessage<P>>;
   /** The room client subscriptions to `filter` use (`roomPrefix + filter`). */
   room(filter: string): string;
   /** A snapshot of the counters. */
@@ -246,6 +270,13 @@ export function mqttBridge(options?: MqttBridgeOptions): MqttBridge {
       const msg = parsePublish(raw, serverLimits, core.backend.mqtt5);
       stats.publishes.server++;
       await core.backend.publish(msg, opts.limits.offlineQueue > 0);
+    },
+    async request(topic: string, payload: unknown, o: RequestOptions = {}) {
+      const { signal, ...rest } = o;
+      const { msg, timeoutMs } = parseRequest({ ...rest, topic, payload }, serverLimits);
+      if (!started.done) await started.wait();
+      stats.requests.server++;
+      return core.backend.request(msg, timeoutMs, signal);
     },
     room(filter: string): string {
       return core.rooms.room(filter);

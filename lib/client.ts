@@ -10,15 +10,17 @@ import type { Local, MessageHandler } from "./client-delivery";
 import { DEFAULT_EVENTS } from "./protocol";
 import type {
   AckError,
+  BridgeMessage,
   ErrorCode,
   EventNames,
   MessageProperties,
   PublishRequest,
   QoS,
+  RequestMessage,
   SubscribeRequest,
 } from "./protocol";
 
-export type { BridgeMessage, ErrorCode, MessageProperties, QoS } from "./protocol";
+export type { BridgeMessage, ErrorCode, MessageProperties, QoS, RequestMessage } from "./protocol";
 export type { MessageHandler } from "./client-delivery";
 
 /**
@@ -111,6 +113,19 @@ export interface MqttClient {
     payload: unknown,
     options?: { qos?: QoS; retain?: boolean; properties?: MessageProperties },
   ): Promise<void>;
+  /**
+   * Sends an MQTT 5 request through the bridge and resolves with the first reply (the server's
+   * `allow.request` decides who may). Rejects with `TIMEOUT` when no reply came within
+   * `timeoutMs` (default 10 000; the helper itself waits its own `timeoutMs` longer for the ack),
+   * `MQTT5_REQUIRED` when the bridge speaks MQTT 3.1.1 to its broker.
+   * @example
+   * const reply = await mqtt.request("devices/42/reboot", { delay: 0 }, { timeoutMs: 5000 });
+   */
+  request<P = unknown>(
+    topic: string,
+    payload: unknown,
+    options?: Omit<RequestMessage, "topic" | "payload">,
+  ): Promise<BridgeMessage<P>>;
   /** The filters with an acknowledged subscription, in subscription order. */
   filters(): string[];
   /**
@@ -174,6 +189,7 @@ type Ack = {
   qos?: QoS;
   position?: { epoch?: unknown; offset?: unknown };
   recovered?: boolean;
+  reply?: BridgeMessage;
   error?: Record<string, unknown>;
 };
 
@@ -214,9 +230,9 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     new MqttBridgeClientError(code, message, reasonCode);
   const closedError = () => error("INVALID_ARGUMENT", "mqttClient is closed");
 
-  const request = (event: string, arg: unknown) =>
+  const request = (event: string, arg: unknown, wait = timeoutMs) =>
     new Promise<Ack>((resolve, reject) => {
-      socket.timeout(timeoutMs).emit(event, arg, (err: unknown, ack?: Ack) => {
+      socket.timeout(wait).emit(event, arg, (err: unknown, ack?: Ack) => {
         const { code, message, reasonCode } = ack?.error ?? {};
         if (err) {
           reject(error("TIMEOUT", `${event}: ${err instanceof Error ? err.message : "no ack"}`));
@@ -451,6 +467,17 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
         if (req[key] === undefined) delete req[key];
       }
       await request(events.publish, req);
+    },
+
+    async request<P>(topic: string, payload: unknown, opts: Partial<RequestMessage> = {}) {
+      if (closed) throw closedError();
+      // the server answers TIMEOUT itself after timeoutMs: its ack gets the usual time on top
+      const ack = await request(
+        events.request,
+        { ...opts, topic, payload },
+        (opts.timeoutMs ?? 10_000) + timeoutMs,
+      );
+      return ack.reply as BridgeMessage<P>;
     },
 
     filters: () => [...entries.values()].filter((e) => !e.pending).map((e) => e.filter),

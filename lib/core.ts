@@ -3,7 +3,7 @@ import type { Lanes } from "./delivery/lanes";
 import { MqttBridgeError } from "./errors";
 import type { Histogram } from "./metrics-histogram";
 import type { ResolvedOptions } from "./options";
-import type { QoS } from "./protocol";
+import type { BridgeMessage, QoS } from "./protocol";
 import type { RoomTracker } from "./sockets/rooms";
 import type { Recovery } from "./sockets/recovery";
 import type { History } from "./routing/history";
@@ -30,6 +30,11 @@ export interface Backend {
   confirm(filter: string, qos: QoS, timeoutMs: number): Promise<QoS>;
   /** Publishes a validated message; `queue` lets it wait while the broker is offline. */
   publish(msg: ValidPublish, queue: boolean): Promise<void>;
+  /**
+   * Publishes a validated MQTT 5 request and resolves with its first reply (README, "Request /
+   * response"); rejects with `TIMEOUT` after `timeoutMs`, with `signal`'s reason once it aborts.
+   */
+  request(msg: ValidPublish, timeoutMs: number, signal?: AbortSignal): Promise<BridgeMessage>;
 }
 
 /** The bridge's events, emitted by the topologies. */

@@ -7,6 +7,7 @@ import { createReady } from "./core";
 import { MqttBridgeError } from "./errors";
 import { unsubscribedNotice } from "./sockets/notify";
 import { RoomTracker } from "./sockets/rooms";
+import { Requester } from "./routing/request";
 import { Router } from "./routing/router";
 import { Session, backoffDelay } from "./broker/session";
 import { SubscriptionTable } from "./broker/subscriptions";
@@ -136,7 +137,13 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
   });
   session.on("reconnect", () => events.emit("reconnect"));
   session.on("error", (err) => deps.fail(err));
-  session.onMessage = (topic, payload, packet) => router.handle(topic, payload, packet);
+  // each bridge has a response topic of its own (lib/routing/request.ts)
+  const requester = new Requester(opts.limits, session, stats, createDecoder(opts.decode));
+  const responses = requester.topic;
+  session.onMessage = (topic, payload, packet) => {
+    if (topic === responses) requester.handle(payload, packet);
+    else router.handle(topic, payload, packet);
+  };
 
   const backend: Backend = {
     get connected() {
@@ -153,6 +160,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
       return table.whenSubscribed(filter, timeoutMs, qos);
     },
     publish: (msg, queue) => session.publish(msg.topic, msg.payload, msg, queue),
+    request: (msg, timeoutMs, signal) => requester.request(msg, timeoutMs, signal),
   };
 
   return {
@@ -180,6 +188,7 @@ export function createEmbedded(deps: CoreDeps, scope: "local" | "cluster"): Embe
       linger?.close();
       delivery.close();
       rooms.close();
+      await requester.close();
       await table.close();
       await session.close();
       ready.closed();

@@ -15,6 +15,8 @@ const MESSAGES: Record<ErrorCode, string> = {
   BROKER_UNAVAILABLE: "the MQTT broker is not connected",
   BROKER_REJECTED: "the MQTT broker refused the request",
   TIMEOUT: "the MQTT broker did not answer in time",
+  // request / response
+  MQTT5_REQUIRED: "requests need an MQTT 5 broker connection",
 };
 
 /**

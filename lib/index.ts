@@ -3,7 +3,7 @@
  * The public surface only: named re-exports, no logic.
  */
 export { mqttBridge } from "./bridge";
-export type { BridgeEvents, MqttBridge, PublishOptions } from "./bridge";
+export type { BridgeEvents, MqttBridge, PublishOptions, RequestOptions } from "./bridge";
 export { DEFAULT_DELIVERY } from "./delivery/options";
 export type { DeliveryOptions, SlowPolicy } from "./delivery/options";
 export { MqttBridgeError } from "./errors";
@@ -42,6 +42,8 @@ export type {
   PublishAck,
   PublishRequest,
   QoS,
+  RequestAck,
+  RequestMessage,
   SinceRequest,
   StreamPosition,
   SubscribeAck,

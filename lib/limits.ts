@@ -51,6 +51,22 @@ export interface Limits {
    * them at once. @default 1000
    */
   publishQueue: number;
+  /**
+   * `mqtt.request`s a socket may have waiting for their reply at once; past it `RATE_LIMITED`.
+   * @default 16
+   */
+  requestsPerSocket: number;
+  /**
+   * Requests this bridge may have waiting for their reply at once, sockets' and server code's
+   * together (a web node: its own; the worker: the whole cluster's); past it `RATE_LIMITED`.
+   * @default 1000
+   */
+  requestsInFlight: number;
+  /**
+   * The longest `timeoutMs` a request may ask for, in ms; more is refused with `INVALID_ARGUMENT`.
+   * A request without `timeoutMs` waits 10 000 ms, or this when it is shorter. @default 60000
+   */
+  requestTimeoutMs: number;
 }
 
 /** The default limits. */
@@ -71,4 +87,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   brokerSubscriptions: 100_000,
   offlineQueue: 0,
   publishQueue: 1000,
+  requestsPerSocket: 16,
+  requestsInFlight: 1000,
+  requestTimeoutMs: 60_000,
 });

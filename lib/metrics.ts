@@ -65,6 +65,11 @@ const publishes = counter(
   "publishes_total",
   "Publishes received: mqtt.publish events of sockets, and server-side bridge.publish calls.",
 );
+const requests = counter("requests_total", "MQTT 5 requests received, by where they came from.");
+const requestOutcomes = counter(
+  "request_outcomes_total",
+  "MQTT 5 requests ended: answered by a reply, timed out, or given up (socket gone, aborted).",
+);
 const slowSkipped = counter(
   "slow_socket_messages_skipped_total",
   "Messages a slow socket will never see, by policy: conflate (a newer message of the topic replaced it), drop (not sent while slow).",
@@ -230,6 +235,27 @@ export const METRIC_TABLE: { readonly [P in StatsPath]: MetricMapping } = {
   },
   "delivery.messagesPerFrame": {
     skip: "a ratio of two counters: rate(delivery_frame_messages_total) / rate(delivery_frames_total)",
+  },
+  "requests.received": { family: requests, labels: { source: "socket" } },
+  "requests.server": { family: requests, labels: { source: "server" } },
+  "requests.sent": {
+    family: counter("requests_sent_total", "MQTT 5 requests published to the broker."),
+  },
+  "requests.answered": { family: requestOutcomes, labels: { outcome: "answered" } },
+  "requests.timedOut": { family: requestOutcomes, labels: { outcome: "timed_out" } },
+  "requests.cancelled": { family: requestOutcomes, labels: { outcome: "cancelled" } },
+  "requests.ignored": {
+    family: counter(
+      "request_replies_ignored_total",
+      "Messages on the response topic that answered no request (unknown, late, repeated or spoofed correlation data).",
+    ),
+  },
+  "requests.inFlight": {
+    family: gauge("requests_in_flight", "MQTT 5 requests waiting for their reply now."),
+  },
+  "requests.responseTopic": {
+    family: gauge("request_info", "The response topic of this bridge (once it sent a request)."),
+    info: "response_topic",
   },
   "recovery.epoch": {
     family: gauge(

@@ -42,6 +42,11 @@ export interface AllowOptions {
    * an empty retained payload deletes it, so this is a permission of its own). @default none
    */
   retain?: PublishRule;
+  /**
+   * Topics a socket may send MQTT 5 requests to with `mqtt.request` (the function form is called
+   * with the validated request, as for `publish`). @default none
+   */
+  request?: PublishRule;
 }
 
 /** Custom payload decoder for messages from the broker. */
@@ -184,7 +189,12 @@ const TOP_LEVEL: Record<keyof MqttBridgeOptions, true> = {
   delivery: true,
   recovery: true,
 };
-const ALLOW: Record<keyof AllowOptions, true> = { subscribe: true, publish: true, retain: true };
+const ALLOW: Record<keyof AllowOptions, true> = {
+  subscribe: true,
+  publish: true,
+  retain: true,
+  request: true,
+};
 const KNOWN_KEYS: KnownKeys = {
   keys: Object.keys(TOP_LEVEL),
   nested: {

@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   "BROKER_UNAVAILABLE",
   "BROKER_REJECTED",
   "TIMEOUT",
+  "MQTT5_REQUIRED",
 ] as const;
 
 /** One of {@link ERROR_CODES}. */
@@ -66,6 +67,8 @@ export type SubscribeAck =
 export type UnsubscribeAck = { ok: true } | AckFailure;
 /** Acknowledgement of `mqtt.publish`. */
 export type PublishAck = { ok: true } | AckFailure;
+/** Acknowledgement of `mqtt.request`: the first reply to the request, or why there is none. */
+export type RequestAck = { ok: true; reply: BridgeMessage } | AckFailure;
 
 /** MQTT quality of service. */
 export type QoS = 0 | 1 | 2;
@@ -134,6 +137,21 @@ export interface PublishRequest {
   properties?: MessageProperties;
 }
 
+/**
+ * What a socket sends with `mqtt.request` (MQTT 5 request / response). The bridge sets the
+ * response topic, the correlation data and the message expiry interval itself: `properties` may
+ * not carry them.
+ */
+export interface RequestMessage {
+  topic: string;
+  payload: unknown;
+  /** How long to wait for the reply, in ms (also the request's message expiry). @default 10000 */
+  timeoutMs?: number;
+  /** @default 1 */
+  qos?: QoS;
+  properties?: Pick<MessageProperties, "contentType" | "userProperties" | "payloadFormatIndicator">;
+}
+
 /** Names of the socket events; each can be renamed with the `events` option. */
 export interface EventNames {
   /** server → client, default `"mqtt.message"` */
@@ -153,6 +171,8 @@ export interface EventNames {
   messages: string;
   /** client → server, default `"mqtt.options"`: how the socket wants to be delivered to. */
   options: string;
+  /** client → server, default `"mqtt.request"`: an MQTT 5 request answered by its reply. */
+  request: string;
 }
 
 /** The default event names of API.md. */
@@ -164,6 +184,7 @@ export const DEFAULT_EVENTS: Readonly<EventNames> = Object.freeze({
   unsubscribe: "mqtt.unsubscribe",
   messages: "mqtt.messages",
   options: "mqtt.options",
+  request: "mqtt.request",
 });
 
 /** What a socket sends with `mqtt.options` (unknown keys are ignored). */
@@ -181,6 +202,7 @@ export interface BridgeClientToServerEvents {
   "mqtt.unsubscribe": (filter: string, ack?: (res: UnsubscribeAck) => void) => void;
   "mqtt.publish": (request: PublishRequest, ack?: (res: PublishAck) => void) => void;
   "mqtt.options": (request: DeliveryRequest, ack?: (res: DeliveryAck) => void) => void;
+  "mqtt.request": (request: RequestMessage, ack?: (res: RequestAck) => void) => void;
 }
 
 /**

@@ -72,6 +72,30 @@ export interface BridgeStats {
     /** Client subscriptions `bridge.reauthorize()` took away (`allow.subscribe` no longer allows them). */
     revoked: number;
   };
+  /** MQTT 5 request / response (README, "Request / response"). */
+  requests: {
+    /** `mqtt.request` events received from sockets. */
+    received: number;
+    /** Server-side `bridge.request` calls. */
+    server: number;
+    /** Requests published to the broker (acknowledged at their QoS). */
+    sent: number;
+    /** Requests answered by their first reply. */
+    answered: number;
+    /** Requests that got no reply within their `timeoutMs`. */
+    timedOut: number;
+    /** Requests given up before a reply: their socket disconnected, or their signal aborted. */
+    cancelled: number;
+    /**
+     * Messages on the response topic that answered nothing: no or unknown correlation data (a
+     * spoofed reply), a reply after the timeout, a second reply to an answered request.
+     */
+    ignored: number;
+    /** Requests waiting for their reply now (a web node: waiting for the worker's answer). */
+    inFlight: number;
+    /** This bridge's response topic, once subscribed (undefined on a web node: the worker's). */
+    responseTopic: string | undefined;
+  };
   /** Socket requests refused, by error code. */
   rejected: Record<ErrorCode, number>;
   /** Acks the bridge could not send because the client gave no callback. */
@@ -148,6 +172,17 @@ export function createStats(): BridgeStats {
     recovered: { sockets: 0, replayed: 0, withheld: 0, revoked: 0 },
     publishes: { received: 0, acked: 0, server: 0 },
     subscribes: { ok: 0, unsubscribes: 0, refused: 0, retried: 0, evicted: 0, revoked: 0 },
+    requests: {
+      received: 0,
+      server: 0,
+      sent: 0,
+      answered: 0,
+      timedOut: 0,
+      cancelled: 0,
+      ignored: 0,
+      inFlight: 0,
+      responseTopic: undefined,
+    },
     rejected: {
       INVALID_ARGUMENT: 0,
       INVALID_TOPIC: 0,
@@ -159,6 +194,7 @@ export function createStats(): BridgeStats {
       BROKER_UNAVAILABLE: 0,
       BROKER_REJECTED: 0,
       TIMEOUT: 0,
+      MQTT5_REQUIRED: 0,
     },
     noAckCallback: 0,
     delivery: {

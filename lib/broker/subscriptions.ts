@@ -8,8 +8,15 @@ import { TopicTrie } from "./topic-trie";
 
 const debug = createDebug("socket.io-mqtt-bridge:subscriptions");
 
-/** The largest MQTT 5 subscription identifier (§3.8.2.1.2). */
-const MAX_SUBSCRIPTION_ID = 268_435_455;
+/**
+ * The subscription identifier of the bridge's response topic (lib/routing/request.ts): the largest
+ * MQTT 5 allows (§3.8.2.1.2), which the filters of this table never take, so a copy of a message
+ * carries it exactly when it came through the response topic's subscription.
+ */
+export const RESPONSE_SUBSCRIPTION_ID = 268_435_455;
+
+/** The largest subscription identifier of a filter of this table. */
+const MAX_SUBSCRIPTION_ID = RESPONSE_SUBSCRIPTION_ID - 1;
 
 /** One broker subscription, held while some bridged room routed to its filter has members. */
 export interface FilterEntry {

@@ -23,7 +23,7 @@ export interface DeliverFrame {
 }
 
 /** A message on the wire: binary values replaced by base64 strings, marked in `b`. */
-type WireMessage = Omit<BridgeMessage, "payload" | "properties"> & {
+export type WireMessage = Omit<BridgeMessage, "payload" | "properties"> & {
   payload: unknown;
   properties?: Omit<MessageProperties, "correlationData"> & { correlationData?: unknown };
   /** 1: `payload` is a base64 Buffer; 2: binary values inside `payload` are tagged objects. */
@@ -74,7 +74,8 @@ function untagBinary(v: unknown, depth: number): unknown {
   return out;
 }
 
-function toWireMessage(m: BridgeMessage): WireMessage {
+/** A message ready for JSON: binary values as base64 (see {@link fromWireMessage}). */
+export function toWireMessage(m: BridgeMessage): WireMessage {
   let wire: WireMessage = m;
   if (isBinary(m.payload)) wire = { ...m, payload: toBase64(m.payload), b: 1 };
   else if (typeof m.payload === "object" && hasBinary(m.payload, 0)) {
@@ -175,7 +176,8 @@ export function parseBody(body: string, count: number): BridgeMessage[] | undefi
   return out;
 }
 
-function fromWireMessage(item: unknown): BridgeMessage | undefined {
+/** A message from its JSON form (see {@link toWireMessage}), or undefined when malformed. */
+export function fromWireMessage(item: unknown): BridgeMessage | undefined {
   if (typeof item !== "object" || item === null) return undefined;
   const w = item as WireMessage;
   if (typeof w.topic !== "string" || typeof w.retain !== "boolean") return undefined;

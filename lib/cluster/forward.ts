@@ -3,13 +3,15 @@ import type { Namespace } from "socket.io";
 import type { Backend, Core, CoreDeps } from "../core";
 import { createReady } from "../core";
 import { Broadcaster } from "../delivery/broadcaster";
-import { MqttBridgeError } from "../errors";
+import { MqttBridgeError, rateLimited } from "../errors";
 import type { QoS } from "../protocol";
 import { RoomTracker } from "../sockets/rooms";
 import type { Drop } from "./checks";
 import { checkAck, checkReply, checkStatus } from "./checks";
 import { checkFrame } from "./deliver";
 import { ForwardRecovery } from "./recover";
+import { readAnswer, toWireRequest } from "./requests";
+import { abortReason } from "../routing/request";
 import type {
   ReplayRequest,
   RoomOp,
@@ -152,26 +154,45 @@ export function createForward(deps: CoreDeps): Core {
 
   /**
    * Sends a request to the worker; `answer` runs in the turn its reply arrives, or with
-   * undefined when none came in time.
+   * undefined when none came within `timeoutMs` or `signal` aborted first (the worker is then told
+   * to give it up).
    */
-  function call(event: string, body: unknown, answer: (res: unknown) => void): void {
+  function call(
+    event: string,
+    body: unknown,
+    answer: (res: unknown) => void,
+    timeoutMs = opts.ackTimeoutMs,
+    signal?: AbortSignal,
+  ): void {
     const nsp = namespaces[0];
-    if (!nsp || closed) return answer(undefined);
+    if (!nsp || closed || signal?.aborted) return answer(undefined);
     const id = ++requests;
-    const giveUp = setTimeout(() => settle(undefined), opts.ackTimeoutMs);
+    const giveUp = setTimeout(() => settle(undefined), timeoutMs);
     giveUp.unref(); // a request in flight must not keep a closing process alive
+    const onAbort = () => {
+      if (!pending.has(id)) return;
+      settle(undefined);
+      if (!closed)
+        nsp.serverSideEmit(EVENTS.cancel, { node, id, body: null } satisfies WireRequest);
+    };
     const settle = (res: unknown) => {
       clearTimeout(giveUp);
+      signal?.removeEventListener("abort", onAbort);
       pending.delete(id);
       answer(res);
     };
     pending.set(id, settle);
+    signal?.addEventListener("abort", onAbort, { once: true });
     nsp.serverSideEmit(event, { node, id, body } satisfies WireRequest);
   }
 
-  /** Sends a request to the worker; resolves with its answer, or undefined when none came. */
-  const request = (event: string, body?: unknown): Promise<unknown> =>
-    new Promise((resolve) => call(event, body, resolve));
+  /** {@link call} as a promise. */
+  const request = (
+    event: string,
+    body?: unknown,
+    timeoutMs?: number,
+    signal?: AbortSignal,
+  ): Promise<unknown> => new Promise((resolve) => call(event, body, resolve, timeoutMs, signal));
 
   function onReply(raw: unknown): void {
     const reply = checkReply(raw);
@@ -235,6 +256,29 @@ export function createForward(deps: CoreDeps): Core {
       if (!backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
       const err = toError(await ask(EVENTS.publish, toWire(msg)));
       if (err) throw err;
+    },
+    async request(msg, timeoutMs, signal) {
+      // the worker owns the response topic and answers TIMEOUT itself: wait a little longer
+      if (signal?.aborted) throw abortReason(signal);
+      if (!backend.connected) throw new MqttBridgeError("BROKER_UNAVAILABLE");
+      if (!backend.mqtt5) throw new MqttBridgeError("MQTT5_REQUIRED");
+      const { requests: r } = deps.stats;
+      const max = opts.limits.requestsInFlight;
+      if (r.inFlight >= max) throw rateLimited(`at most ${max} requests in flight`, 0x97);
+      r.inFlight++;
+      try {
+        const body = toWireRequest(msg, timeoutMs);
+        const res = await request(EVENTS.request, body, timeoutMs + opts.ackTimeoutMs, signal);
+        if (signal?.aborted) {
+          r.cancelled++;
+          throw abortReason(signal);
+        }
+        const reply = readAnswer(res, drop);
+        r.answered++;
+        return reply;
+      } finally {
+        r.inFlight--;
+      }
     },
   };
 

@@ -33,6 +33,10 @@ export const EVENTS = {
    * {@link RecoverReply}, sent after every frame of the messages up to its position).
    */
   recover: "mqtt-bridge:recover",
+  /** node → worker: a {@link WireRequest} for an MQTT 5 request (reply: lib/cluster/requests.ts). */
+  request: "mqtt-bridge:request",
+  /** node → worker: a {@link WireRequest} (no body) naming a request its socket gave up. */
+  cancel: "mqtt-bridge:cancel",
 } as const;
 
 /** A listener of cluster messages (Socket.IO types namespace listeners the same way). */

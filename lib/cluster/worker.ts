@@ -19,6 +19,7 @@ import type { ViewTable } from "./views";
 import type { AckFn, Listener } from "./messages";
 import { encodeBody, encodeFrame } from "./deliver";
 import { ClusterListeners, EVENTS, nodeId } from "./messages";
+import { ForwardedRequests } from "./requests";
 import { RoomViews } from "./views";
 
 const debug = createDebug("socket.io-mqtt-bridge:worker");
@@ -53,6 +54,8 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
   const { limits } = opts;
   const worker = nodeId();
   const views = new Map<Namespace, RoomViews>();
+  /** The nodes' MQTT 5 requests, sent through this worker's response topic. */
+  const forwarded = new ForwardedRequests(core.backend, limits);
   const listeners = new ClusterListeners();
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
@@ -162,14 +165,14 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
     nsp: Namespace,
     event: string,
     /** The answer; throws (synchronously) the error to answer a malformed body with. */
-    answer: (body: unknown) => unknown,
+    answer: (body: unknown, req: WireRequest) => unknown,
   ): void {
     on(nsp, event, (raw: unknown) => {
       const req = checkRequest(raw);
       if (!req) return drop(`${event}: malformed request`);
       let result: unknown;
       try {
-        result = answer(req.body);
+        result = answer(req.body, req);
       } catch (err) {
         drop(`${event}: ${(err as Error).message}`);
         return reply(nsp, req, toAck(err) satisfies WireAck);
@@ -261,6 +264,12 @@ export function attachWorker(core: EmbeddedCore, deps: CoreDeps): Core {
     });
     serveRequests(nsp, EVENTS.ping, () => status());
     on(nsp, EVENTS.recover, (raw: unknown) => onRecover(nsp, raw));
+    serveRequests(nsp, EVENTS.request, (body, req) => forwarded.answer(body, req));
+    on(nsp, EVENTS.cancel, (raw: unknown) => {
+      const req = checkRequest(raw);
+      if (req) forwarded.cancel(req);
+      else drop("cancel: malformed");
+    });
     // another worker asking (a standby): a worker has no rooms of its own
     on(nsp, EVENTS.sync, (ack: unknown) => {
       if (typeof ack === "function") (ack as AckFn)(null);

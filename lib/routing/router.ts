@@ -16,7 +16,7 @@ const debug = createDebug("socket.io-mqtt-bridge:router");
 type PacketProperties = NonNullable<IPublishPacket["properties"]>;
 
 /** The MQTT 5 properties sockets see; the bridge's own origin marker is taken out. */
-function socketProperties(p: PacketProperties | undefined): MessageProperties | undefined {
+export function socketProperties(p: PacketProperties | undefined): MessageProperties | undefined {
   if (!p) return undefined;
   // most MQTT 5 messages carry only the subscription identifier: nothing for sockets
   let other = false;

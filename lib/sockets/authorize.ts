@@ -128,6 +128,8 @@ export interface Authorizer {
   publish: Check<[topic: string, message: PublishRequest]>;
   /** May `socket` publish to `topic` with `retain: true`? */
   retain: Check<[topic: string, message: PublishRequest]>;
+  /** May `socket` send an MQTT 5 request to `topic` (`mqtt.request`)? */
+  request: Check<[topic: string, message: PublishRequest]>;
 }
 
 /** Compiles the `allow` option; throws a `TypeError` for an invalid rule. */
@@ -136,5 +138,6 @@ export function createAuthorizer(allow: AllowOptions): Authorizer {
     subscribe: fromRule<[string]>("allow.subscribe", allow.subscribe, covers),
     publish: fromRule<[string, PublishRequest]>("allow.publish", allow.publish, matches),
     retain: fromRule<[string, PublishRequest]>("allow.retain", allow.retain, matches),
+    request: fromRule<[string, PublishRequest]>("allow.request", allow.request, matches),
   };
 }

@@ -81,7 +81,8 @@ const PROPERTY_KEYS = new Set([
 const MAX_UTF8_STRING = 65_535;
 const MAX_UINT32 = 4_294_967_295;
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+/** A plain object (not an array, a class instance or null). */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
   const proto = Object.getPrototypeOf(v) as unknown;
   return proto === Object.prototype || proto === null;

@@ -135,6 +135,22 @@ const TS_BLOCKS: TsBlock[] = [
     ],
   },
   {
+    name: "request / response, server side",
+    match: /allow: \{ request:/,
+    fragment: "needs a responder's broker (run in test/integration/request.test.ts)",
+    prelude: ['import mqtt from "mqtt";', 'import { mqttBridge } from "socket.io-mqtt-bridge";'],
+  },
+  {
+    name: "request / response, browser helper",
+    match: /^\/\/ in the browser, with the helper\n/,
+    fragment: "one line of a page: `mqtt` is the helper of the README's browser code",
+    prelude: [
+      'import type { MqttClient } from "socket.io-mqtt-bridge/client";',
+      "declare const mqtt: MqttClient;",
+    ],
+    resolution: "bundler",
+  },
+  {
     name: "forward web node",
     match: /topology: "forward"/,
     fragment:

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import mqtt from "mqtt";
-import type { MqttClient } from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
 import { Server } from "socket.io";
 import type { Socket as ClientSocket } from "socket.io-client";
 import { io as ioc } from "socket.io-client";
@@ -183,15 +183,21 @@ export class WorkerWorld {
     };
   }
 
-  /** The worker in this process, with `opts` as its bridge options (the CLI's, without the lock). */
-  async startLocalWorker(opts: MqttBridgeOptions = {}): Promise<LocalWorker> {
+  /**
+   * The worker in this process, with `opts` as its bridge options (the CLI's, without the lock)
+   * and `mqttOptions` for its connection to the world's broker (e.g. `protocolVersion: 4`).
+   */
+  async startLocalWorker(
+    opts: MqttBridgeOptions = {},
+    mqttOptions: IClientOptions = {},
+  ): Promise<LocalWorker> {
     const { adapter, disconnect } = this.adapter();
     const io = new Server({ adapter });
     const bridge = mqttBridge({
       cluster: TIMING,
       ackTimeoutMs: 3000,
       ...opts,
-      mqtt: this.broker.url,
+      mqtt: { url: this.broker.url, ...mqttOptions },
       topology: "worker",
     });
     bridge.on("error", () => undefined);

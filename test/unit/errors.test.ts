@@ -39,7 +39,7 @@ describe("errors", () => {
       });
     }
 
-    it("lists the ten stable codes of API.md", () => {
+    it("lists the stable codes of API.md, and MQTT5_REQUIRED of request / response", () => {
       expect([...ERROR_CODES].sort()).to.deep.equal(
         [
           "INVALID_ARGUMENT",
@@ -52,6 +52,7 @@ describe("errors", () => {
           "BROKER_UNAVAILABLE",
           "BROKER_REJECTED",
           "TIMEOUT",
+          "MQTT5_REQUIRED",
         ].sort(),
       );
     });

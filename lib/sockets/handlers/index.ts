@@ -6,6 +6,7 @@ import type { Ack, HandlerContext } from "./context";
 import { ackOf, refuse } from "./context";
 import { onOptions } from "./options";
 import { onPublish } from "./publish";
+import { onRequest } from "./request";
 import { onSubscribe } from "./subscribe";
 import { onUnsubscribe } from "./unsubscribe";
 
@@ -19,6 +20,8 @@ interface SocketState {
   chains: Map<string, Promise<void>>;
   /** How many filters may have requests in progress at once (`limits.subscribeBurst`). */
   maxChains: number;
+  /** Its `mqtt.request`s waiting for a reply, aborted when the handlers are removed. */
+  requests: Set<AbortController>;
 }
 
 /** The filter a subscribe or unsubscribe request names, before any validation. */
@@ -75,6 +78,7 @@ export function attachHandlers(ctx: HandlerContext, socket: Socket): () => void 
     subscribes: new TokenBucket(limits.subscribeRate, limits.subscribeBurst),
     chains: new Map(),
     maxChains: limits.subscribeBurst,
+    requests: new Set(),
   };
   const handlers: [string, (...args: unknown[]) => void][] = [
     [
@@ -92,9 +96,16 @@ export function attachHandlers(ctx: HandlerContext, socket: Socket): () => void 
       (...args) => void onPublish(ctx, socket, state.publishes, args[0], ackOf(args)),
     ],
     [events.options, (...args) => onOptions(ctx, socket, args[0], ackOf(args))],
+    [
+      events.request,
+      (...args) =>
+        void onRequest(ctx, socket, state.publishes, state.requests, args[0], ackOf(args)),
+    ],
   ];
   for (const [event, fn] of handlers) socket.on(event, fn);
   return () => {
     for (const [event, fn] of handlers) socket.off(event, fn);
+    // a socket that disconnects gives up its requests (no reply, no timer left behind)
+    for (const request of [...state.requests]) request.abort();
   };
 }
