@@ -86,6 +86,18 @@ const TS_BLOCKS: TsBlock[] = [
     prelude: ['import { mqttBridge } from "socket.io-mqtt-bridge";'],
   },
   {
+    name: "typed events",
+    match: /^import type \{ Socket \} from "socket\.io-client";/,
+    fragment: "type aliases only: nothing to run",
+    resolution: "bundler",
+  },
+  {
+    name: "framework watch",
+    match: /^import type \{ BridgeMessage, MqttClient \}/,
+    fragment: "a function for a component's lifecycle: run by a page's framework",
+    resolution: "bundler",
+  },
+  {
     name: "helper onRestore",
     match: /^const mqtt = mqttClient\(io\(\), \{\n {2}onRestore:/,
     fragment: "the option of the browser code, shown alone: its imports are the browser code's",

@@ -57,7 +57,8 @@ export function rewrite(code: string, from: string, to: string): string {
 export const MINIMAL_SERVER = /^import \{ createServer \} from "node:http";/;
 
 /** Recognizes the README's browser code. */
-export const BROWSER_CODE = /from "socket\.io-mqtt-bridge\/client"/;
+export const BROWSER_CODE =
+  /^import \{ io \} from "socket\.io-client";\nimport \{ mqttClient \} from "socket\.io-mqtt-bridge\/client";/;
 
 /**
  * Waits until `chat` (what a device saw on chat/lobby) holds `count` copies of `message`; on a

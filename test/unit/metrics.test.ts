@@ -37,7 +37,8 @@ function distinctStats(text = "id-1"): BridgeStats {
       const v = o[key];
       if (v !== null && typeof v === "object") fill(v as Record<string, unknown>);
       else if (typeof v === "boolean") o[key] = true;
-      else if (key === "clientId" || key === "epoch" || key === "responseTopic") o[key] = `${text}-${key}`;
+      else if (key === "clientId" || key === "epoch" || key === "responseTopic")
+        o[key] = `${text}-${key}`;
       else o[key] = ++next;
     }
   };
