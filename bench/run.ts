@@ -3,15 +3,16 @@
  * `npm run bench -- --full`. Runs, in order: the fan-out bench (4 systems × N), the bridge's
  * server profiled on the fan-out at N = 100 and N = 1, the routing bench, the publish bench (and
  * its profile), the cluster bench (3 nodes with the Redis adapter vs 1, bench/cluster.ts), the
- * batching bench (bench/batching.ts) and the stalled-sockets bench (bench/stalled.ts). Then writes
+ * batching bench (bench/batching.ts), the stalled-sockets bench (bench/stalled.ts) and the recovery
+ * bench (bench/recovery.ts: history memory, a reconnect storm, CPU with recovery on vs off). Then writes
  * bench/RESULTS.md and bench/results.svg and prints the tables. Everything runs on 127.0.0.1 with private brokers on
  * ephemeral ports; every phase is bounded and the whole run has a hard deadline.
  *
- * Options: --full; --only=fanout,profile,routing,publish,cluster,batching,stalled (a subset:
- * prints the tables but leaves RESULTS.md alone; --out=FILE writes that partial report there);
- * --n=1,100 (room sizes); --rounds=N (measured rounds of every bench, the stalled-sockets bench's
- * included); --stall-seconds=S (length of each stalled-sockets run: 60 with --full, 15
- * otherwise).
+ * Options: --full; --only=fanout,profile,routing,publish,cluster,batching,stalled,recovery (a
+ * subset: prints the tables but leaves RESULTS.md alone; --out=FILE writes that partial report
+ * there); --n=1,100 (room sizes); --rounds=N (measured rounds of every bench, the stalled-sockets
+ * bench's and the reconnect storm's included); --stall-seconds=S (length of each stalled-sockets
+ * run: 60 with --full, 15 otherwise); --storm-sockets=S (sockets of the reconnect storm: 1,000).
  */
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -19,6 +20,7 @@ import * as prettier from "prettier";
 import { runBatchingBench } from "./batching";
 import { runClusterBench } from "./cluster";
 import { runStalledBench } from "./stalled";
+import { runRecoveryBench } from "./recovery";
 import { runPublishBench } from "./publish";
 import { summarizeProfile } from "./profile-summary";
 import type { ParseResult } from "./parse";
@@ -40,9 +42,11 @@ const wants = (part: string) => !only || only.includes(part);
 const ns = arg("n")?.split(",").map(Number);
 if (ns) cfg.ns = ns;
 const rounds = arg("rounds");
-if (rounds) cfg.rounds = cfg.stallRounds = Math.max(1, Number(rounds));
+if (rounds) cfg.rounds = cfg.stallRounds = cfg.stormRounds = Math.max(1, Number(rounds));
 const stallSeconds = arg("stall-seconds");
 if (stallSeconds) cfg.stallSeconds = Math.max(1, Number(stallSeconds));
+const stormSockets = arg("storm-sockets");
+if (stormSockets) cfg.stormSockets = Math.max(1, Number(stormSockets));
 
 const started = performance.now();
 const log = (line: string) =>
@@ -185,6 +189,10 @@ async function main(): Promise<void> {
     results.stalled = await runStalledBench(cfg, log, cfg.stallSeconds, cfg.stallRounds);
   }
 
+  if (wants("recovery")) {
+    results.recovery = await runRecoveryBench(cfg, log);
+  }
+
   results.seconds = (performance.now() - started) / 1000;
   machine.loadEnd = loadAverage();
   // formatted as `npm run format` would, so that `prettier --check .` stays clean after a run
@@ -200,6 +208,7 @@ async function main(): Promise<void> {
     const out = arg("out");
     if (out) {
       const file = path.resolve(ROOT, out);
+      mkdirSync(path.dirname(file), { recursive: true });
       writeFileSync(file, await prettier.format(resultsMarkdown(results), { filepath: file }));
       log(`wrote the partial report to ${out}`);
     }

@@ -28,6 +28,13 @@ export interface Config {
   /** Stalled-sockets bench (bench/stalled.ts): seconds per run, and rounds of its two runs. */
   stallSeconds: number;
   stallRounds: number;
+  /**
+   * Recovery bench (bench/recovery.ts): sockets of the reconnect storm, messages each misses,
+   * measured storms per mode.
+   */
+  stormSockets: number;
+  stormMissed: number;
+  stormRounds: number;
   /** Hard limit for the whole run; children are killed and the run fails past it. */
   deadlineMs: number;
 }
@@ -52,6 +59,9 @@ export function config(mode: Mode): Config {
     publishMs: full ? 10_000 : 3000,
     stallSeconds: full ? 60 : 15,
     stallRounds: 1,
+    stormSockets: 1000,
+    stormMissed: 100,
+    stormRounds: full ? 3 : 1,
     deadlineMs: full ? 45 * 60_000 : 12 * 60_000,
   };
 }

@@ -18,8 +18,10 @@ export interface SubjectSpec<S extends string> {
   /** Its name: the receivers' group and the publisher's sink id. */
   system: S;
   server: "raw" | "handwritten" | "bridge";
-  /** bench/servers/bridge.ts only: `{ delivery?, io? }` (see that file). */
+  /** bench/servers/bridge.ts only: `{ delivery?, recovery?, io? }` (see that file). */
   extra?: Record<string, unknown>;
+  /** Node options of the server process (e.g. `--expose-gc`). */
+  execArgv?: string[];
 }
 
 /** Starts `spec`'s broker and server and opens the publisher's sink to it. */
@@ -33,7 +35,12 @@ export async function startSubject<S extends string>(
       s.broker = await startMosquitto({ extraConfig: ["set_tcp_nodelay true"] });
     }
     const args = [s.broker?.url ?? "", ...(spec.extra ? [JSON.stringify(spec.extra)] : [])];
-    s.server = await startChild(spec.system, `bench/servers/${spec.server}.ts`, args);
+    s.server = await startChild(
+      spec.system,
+      `bench/servers/${spec.server}.ts`,
+      args,
+      spec.execArgv ?? [],
+    );
     s.info = await s.server.call<ServerInfo>("info");
     const sink =
       spec.server === "raw"

@@ -1,5 +1,6 @@
 /** Turns the results of a run into RESULTS.md, results.svg and the console tables. */
 import type { BatchingResult } from "../batching";
+import type { RecoveryResult } from "../recovery";
 import type { ClusterResult } from "../cluster";
 import type { StallResult } from "../stalled";
 import type { PublishResult } from "../publish";
@@ -13,6 +14,7 @@ import type { PhaseResult } from "./rounds";
 import type { MachineInfo } from "./proc";
 import { fmt, fmtMicros, markdownTable, textTable } from "./stats";
 import { deliveryConsole, deliverySections } from "./report-delivery";
+import { recoveryConsole, recoverySections } from "./report-recovery";
 import { chart } from "./svg";
 import type { Target } from "./targets";
 import { ratio, ratioTarget, verdict } from "./targets";
@@ -31,6 +33,8 @@ export interface RunResults {
   /** The delivery benches of issue 12 (bench/batching.ts, bench/stalled.ts). */
   batching?: BatchingResult;
   stalled?: StallResult;
+  /** The recovery bench of issue 13 (bench/recovery.ts). */
+  recovery?: RecoveryResult;
   seconds: number;
 }
 
@@ -297,6 +301,8 @@ export function consoleReport(r: RunResults): string {
   if (typeof r.cluster !== "string") parts.push(textTable(...clusterTable(r.cluster)));
   const delivery = deliveryConsole(r);
   if (delivery) parts.push(delivery);
+  const recovery = recoveryConsole(r.recovery);
+  if (recovery) parts.push(recovery);
   return parts.join("\n\n");
 }
 
@@ -611,6 +617,7 @@ export function resultsMarkdown(r: RunResults): string {
         ".",
     "",
     ...deliverySections(r, r.cfg),
+    ...recoverySections(r.recovery, r.cfg),
     "## Profiles of the bridge server",
     "",
     "`node --cpu-prof` on the bridge's server process during a throughput phase of the fan-out " +

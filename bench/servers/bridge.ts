@@ -1,13 +1,15 @@
 /**
  * Our bridge, loaded from a tsc build of lib/ (see ../lib/build.ts). Its MQTT.js client is passed in
  * (`mqtt: client`, closed on close) so that its TCP socket has TCP_NODELAY; otherwise the
- * options are the defaults (MQTT 5, decode "auto", retained cache on, echo on), except the
- * publish rate limit, raised for the publish bench.
+ * options are the defaults (MQTT 5, decode "auto", retained cache on, echo on, recovery on), except
+ * the publish rate limit, raised for the publish bench.
  *
- *   node --import tsx bench/servers/bridge.ts <broker URL> [<JSON: { delivery?, io? }>]
+ *   node --import tsx bench/servers/bridge.ts <broker URL> [<JSON: { delivery?, recovery?, io? }>]
  *
- * The optional JSON gives the bridge's `delivery` options and Socket.IO server options (the
- * delivery benches: `delivery.batch: false`, a longer `pingTimeout`).
+ * The optional JSON gives the bridge's `delivery` and `recovery` options and Socket.IO server
+ * options (the delivery benches: `delivery.batch: false`, a longer `pingTimeout`; the recovery
+ * bench: `recovery: false`). Besides the common commands it answers `stats` (`bridge.stats()`)
+ * and `clients` (Engine.IO connections open now).
  */
 import type { ServerOptions } from "socket.io";
 import type { MqttBridgeOptions } from "../../lib";
@@ -20,6 +22,7 @@ async function main(): Promise<void> {
   const brokerUrl = process.argv[2];
   const extra = JSON.parse(process.argv[3] ?? "{}") as {
     delivery?: MqttBridgeOptions["delivery"];
+    recovery?: MqttBridgeOptions["recovery"];
     io?: Partial<ServerOptions>;
   };
   const { io, port, close } = await startIo(extra.io);
@@ -30,6 +33,7 @@ async function main(): Promise<void> {
     allow: { subscribe: ["bench/#"], publish: ["bench/#"] },
     limits: { publishRate: 1_000_000, publishBurst: 1_000_000 },
     ...(extra.delivery ? { delivery: extra.delivery } : {}),
+    ...(extra.recovery !== undefined ? { recovery: extra.recovery } : {}),
   });
   bridge.on("error", (err) => console.error("bench bridge:", err.message));
   io.use(bridge);
@@ -42,7 +46,7 @@ async function main(): Promise<void> {
       await bridge.close();
       await close();
     },
-    { stats: () => bridge.stats() },
+    { stats: () => bridge.stats(), clients: () => io.engine.clientsCount },
   );
 }
 

@@ -2,7 +2,8 @@
  * What every bench server shares: a Socket.IO server on an ephemeral loopback port (WebSocket
  * transport only) and the IPC commands the orchestrator uses: `info`, `cpu` (process.cpuUsage),
  * `mark` (the monotonic clock, to window a CPU profile), `rss` (resident set size, sampled by the
- * process itself), `stop`.
+ * process itself), `memory` (`process.memoryUsage()`, after full garbage collections when the
+ * process runs with `--expose-gc`), `stop`.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -53,7 +54,26 @@ function rssCommand({ reset }: { reset?: boolean }): { start: number; peak: numb
   return { start: rss.start, peak: rss.peak, now };
 }
 
-/** Answers the orchestrator: `info`, `cpu`, `mark`, `rss`, plus `extra`; `stop` runs `onStop` and exits. */
+/** What `memory` answers: `process.memoryUsage()`, and whether a full GC ran first. */
+export interface MemoryAnswer extends NodeJS.MemoryUsage {
+  collected: boolean;
+}
+
+/**
+ * `process.memoryUsage()`; with `gc`, after two full garbage collections (the second collects
+ * what the first's finalizers let go) when the process has `--expose-gc`.
+ */
+function memoryCommand({ gc }: { gc?: boolean }): MemoryAnswer {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  const collected = gc === true && collect !== undefined;
+  if (collected) {
+    collect();
+    collect();
+  }
+  return { ...process.memoryUsage(), collected };
+}
+
+/** Answers the orchestrator: `info`, `cpu`, `mark`, `rss`, `memory`, plus `extra`; `stop` runs `onStop` and exits. */
 export function serveServer(
   info: ServerInfo,
   onStop: () => Promise<void>,
@@ -65,6 +85,7 @@ export function serveServer(
       cpu: () => process.cpuUsage(),
       mark: () => nowMicros(),
       rss: rssCommand,
+      memory: memoryCommand,
       ...extra,
     },
     onStop,
