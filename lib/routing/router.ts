@@ -292,7 +292,9 @@ export class Router {
       // MQTT 5 (retain-as-published): the retained flag marks state, live or replayed.
       // 3.1.1 only flags replays; a live message on a cached topic is taken as its new state.
       if (packet.retain || (!this.session.mqtt5 && this.retained.has(topic))) {
-        const stored: BridgeMessage = { ...message, retain: true };
+        // members see the new state flagged as state, as joiners will (3.1.1 cleared the flag)
+        message.retain = true;
+        const stored: BridgeMessage = { ...message };
         const result = this.retained.update(stored, payload, fingerprint(properties));
         // 3.1.1 flags replays only; over MQTT 5 a replay is a copy a SUBSCRIBE's note expects
         const replay = !this.session.mqtt5 || noted;

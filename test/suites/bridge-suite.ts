@@ -416,7 +416,9 @@ export function bridgeSuite(
       await waitFor(() => boxA.messages.length === 1);
       await devicePublish(d, `${t}/s`, "off", { retain: true });
       await waitFor(() => boxA.messages.length === 2);
-      if (getTarget().version === 5) expect(boxA.messages[1].retain).to.equal(true);
+      // a live update of the state is state too: retain-as-published over MQTT 5, and over 3.1.1
+      // (which clears the flag on live messages) because the bridge takes it as the new state
+      expect(boxA.messages[1].retain, "a live update of the state").to.equal(true);
       const b = await h.client();
       const boxB = collect(b);
       await request(b, "mqtt.subscribe", `${t}/+`);
