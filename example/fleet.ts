@@ -1,8 +1,9 @@
 /**
  * A small simulated device fleet for the dashboard: a few sensors that publish readings to
- * `sensors/<id>/temp` and `sensors/<id>/humidity` every tick, and their last-known state, retained,
- * to `sensors/<id>/status`. The fleet is an ordinary MQTT client of the broker, like real devices:
- * the bridge only sees broker traffic.
+ * `sensors/<id>/temp` and `sensors/<id>/humidity` every tick, their last-known state, retained,
+ * to `sensors/<id>/status`, and now and then an alarm to `sensors/<id>/alarm` (an event: not
+ * retained). The fleet is an ordinary MQTT client of the broker, like real devices: the bridge only
+ * sees broker traffic.
  */
 import mqtt from "mqtt";
 import type { MqttClient } from "mqtt";
@@ -89,6 +90,22 @@ export interface Reading {
   ts: number;
 }
 
+/**
+ * What `sensors/<id>/alarm` carries: an event, published once (QoS 1, not retained), so a page
+ * that was offline when it was raised gets it only by recovering what it missed.
+ */
+export interface Alarm {
+  /** Unique per alarm (the fleet's start and a sequence number). */
+  id: string;
+  level: "warning" | "critical";
+  text: string;
+  /** When it was raised (ms since the epoch). */
+  ts: number;
+}
+
+/** Every this many ticks one online sensor, in turn, raises an alarm. */
+export const ALARM_EVERY_TICKS = 30;
+
 export interface FleetOptions {
   /** Time between two readings of a sensor. */
   intervalMs: number;
@@ -151,17 +168,42 @@ export function startFleet(url: string, opts: FleetOptions): Fleet {
     Promise.all(sensors.map(publishStatus)).then(resolveReady, () => {});
   });
 
+  const online = sensors.filter((s) => s.status.state === "online");
+  let alarms = 0;
+  /** An alarm about how far `s`'s latest reading is from what is usual for it. */
+  const raiseAlarm = (s: (typeof sensors)[number], temp: Reading, humidity: Reading) => {
+    const n = alarms++;
+    const [what, reading, usual, unit, digits, spread] =
+      n % 2 === 0
+        ? (["Temperature", temp, s.spec.temp, " °C", 1, 3] as const)
+        : (["Humidity", humidity, s.spec.humidity, " %", 0, 8] as const);
+    const diff = reading.value - usual;
+    const value = reading.value.toFixed(digits);
+    const alarm: Alarm = {
+      id: `${started.toString(36)}-${n + 1}`,
+      level: Math.abs(diff) > spread / 3 ? "critical" : "warning",
+      text: `${what} ${diff >= 0 ? "high" : "low"}: ${value}${unit} (usually ${usual}${unit})`,
+      ts: reading.ts,
+    };
+    client.publish(`sensors/${s.spec.id}/alarm`, JSON.stringify(alarm), { qos: 1 });
+  };
+
   let ticks = 0;
   const timer = setInterval(() => {
     if (!client.connected) return;
     const ts = Date.now();
     ticks++;
-    for (const s of sensors) {
-      if (s.status.state !== "online") continue;
+    // one sensor in turn raises an alarm now and then, after its readings of this tick
+    const alarming =
+      ticks % ALARM_EVERY_TICKS === 0
+        ? online[(ticks / ALARM_EVERY_TICKS - 1) % online.length]
+        : undefined;
+    for (const s of online) {
       const temp: Reading = { value: round(s.temp(), 2), unit: "°C", ts };
       const humidity: Reading = { value: round(s.humidity(), 1), unit: "%", ts };
       client.publish(`sensors/${s.spec.id}/temp`, JSON.stringify(temp));
       client.publish(`sensors/${s.spec.id}/humidity`, JSON.stringify(humidity));
+      if (s === alarming) raiseAlarm(s, temp, humidity);
       // batteries drain a little now and then: a retained status update
       if (ticks % 60 === 0 && s.status.battery > 5) {
         s.status.battery -= 1;

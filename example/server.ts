@@ -44,6 +44,16 @@ const ALLOW = {
   publish: ["chat/+"],
 };
 
+/**
+ * The pages recover what they missed while offline (chat lines, alarms, readings) from the
+ * bridge's history. It is bounded here in bytes, which bounds its memory whatever the size of the
+ * messages: 256 KiB hold about 1,900 of the fleet's readings (the default 2-minute `windowMs` of
+ * them at one tick a second is 960; at FLEET_INTERVAL_MS=250 they last about a minute), but only
+ * about 120 messages of 2 kB, so a flood of large messages does not keep megabytes of them alive
+ * (test/e2e/slow-page.test.ts bounds the server's memory under such a flood).
+ */
+const RECOVERY = { maxBytes: 256 * 1024 };
+
 /** Something to close on shutdown; closed in reverse order of creation. */
 type Closer = [what: string, close: () => Promise<void>];
 
@@ -274,9 +284,7 @@ async function main(): Promise<void> {
     bridge =
       config.topology === "forward"
         ? mqttBridge({ topology: "forward", allow: ALLOW })
-        : // no history yet: the pages do not recover with `since` (the helper does not send it
-          // yet), and kept messages cost the flood of test/e2e/slow-page.test.ts 65 MiB of RSS
-          mqttBridge({ mqtt: brokerUrl!.href, allow: ALLOW, recovery: false });
+        : mqttBridge({ mqtt: brokerUrl!.href, allow: ALLOW, recovery: RECOVERY });
   } catch (err) {
     throw new StartupError(`MQTT_URL: ${(err as Error).message}`, { cause: err });
   }
@@ -331,7 +339,7 @@ async function main(): Promise<void> {
       config.fleetIntervalMs === 1000 ? "every second" : `every ${config.fleetIntervalMs} ms`;
     const online = SENSORS.filter((s) => s.online).length;
     notes.push(
-      `Device fleet: ${SENSORS.length} simulated sensors (${online} online) publish sensors/<id>/temp and sensors/<id>/humidity ${every}; their state is retained in sensors/<id>/status`,
+      `Device fleet: ${SENSORS.length} simulated sensors (${online} online) publish sensors/<id>/temp and sensors/<id>/humidity ${every} and now and then an alarm on sensors/<id>/alarm; their state is retained in sensors/<id>/status`,
     );
   } else {
     notes.push("Device fleet: not started on this node (FLEET=1 starts it)");

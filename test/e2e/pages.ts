@@ -62,6 +62,35 @@ export async function chatShows(page: Page, text: string): Promise<void> {
   );
 }
 
+/** The texts of the chat lines of `page` (not its notes), in the order shown. */
+export function chatTexts(page: Page): Promise<string[]> {
+  return page.$$eval("#log li:is(.message, .mqtt) .text", (els) =>
+    els.map((el) => el.textContent ?? ""),
+  );
+}
+
+/** Types `text` in the chat of `page` and waits until it came back from the broker there. */
+export async function say(page: Page, text: string): Promise<void> {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+  await chatShows(page, text);
+}
+
+/**
+ * Takes `page` offline through the DevTools protocol (its open connections fail at once, as when
+ * a network goes away); resolves with the function that brings it back.
+ */
+export async function cutNetwork(browser: Browser, page: Page): Promise<() => Promise<void>> {
+  const cdp = await browser.context.newCDPSession(page);
+  const conditions = { latency: 0, downloadThroughput: -1, uploadThroughput: -1 };
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", { offline: true, ...conditions });
+  return async () => {
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, ...conditions });
+    await cdp.detach().catch(() => {});
+  };
+}
+
 /** Opens the chat and waits until it listens to chat/lobby. */
 export async function openChat(browser: Browser, url: string): Promise<Page> {
   const page = await browser.context.newPage();

@@ -1,23 +1,28 @@
 /**
  * The chat page: a room listens to `chat/<room>`, lines typed are published there (and come back,
  * once, like every other message of the topic), and anything an MQTT client publishes to the
- * topic shows up too.
+ * topic shows up too. A page whose connection dropped gets the lines sent meanwhile when it is
+ * back (the helper restores the room from where it had got to); when the server could not tell
+ * what it missed, the page says so.
  */
 import type { BridgeMessage, Subscription } from "../../../lib/client";
 import type { BrokerInfo } from "./common";
-import { $, clearError, connect, describeError, showError } from "./common";
+import { $, clearError, connect, describeError, showError, timeOf } from "./common";
 
 /** A room name is one topic level: no `/`, and no wildcards (the server checks the rest). */
 const ROOM_PATTERN = /^[^/#+]{1,64}$/;
 
 let brokerInfo: BrokerInfo | undefined;
-const { mqtt } = connect((info) => {
-  brokerInfo = info;
-  renderHint();
-  // joining failed (no broker then): try again now that there is one
-  if (info.connected && !current && joining === settled) {
-    void join($<HTMLInputElement>("room").value.trim() || "lobby");
-  }
+const { socket, mqtt } = connect({
+  onBroker: (info) => {
+    brokerInfo = info;
+    renderHint();
+    // joining failed (no broker then): try again now that there is one
+    if (info.connected && !current && joining === settled) {
+      void join($<HTMLInputElement>("room").value.trim() || "lobby");
+    }
+  },
+  onRestore: restored,
 });
 
 const log = $<HTMLUListElement>("log");
@@ -28,8 +33,16 @@ let current: Subscription | undefined;
 /** Join attempts started, and finished. */
 let joining = 0;
 let settled = 0;
-
-const timeOf = () => new Date().toLocaleTimeString([], { hour12: false });
+/** The "Connection lost" line of the outage not restored yet. */
+let lost: HTMLLIElement | undefined;
+/** Restores of the room so far (the log's `data-restores`). */
+let restores = 0;
+/**
+ * Per topic, the last message the log shows and its last retained (last-known) one: when the page
+ * subscribes again without recovering, the server replays the topic's last-known state, and the
+ * page shows it only if it is news.
+ */
+const shown = new Map<string, { last?: string; state?: string }>();
 
 function renderHint(): void {
   const topic = current?.filter ?? `chat/${$<HTMLInputElement>("room").value.trim() || "lobby"}`;
@@ -45,7 +58,13 @@ function renderHint(): void {
 }
 
 /** Appends a line; text nodes only, so a message is never parsed as HTML. */
-function append(kind: "message" | "mqtt" | "info", author: string, text: string, topic = ""): void {
+function append(
+  kind: "message" | "mqtt" | "info" | "warn",
+  author: string,
+  text: string,
+  topic = "",
+  after?: Element,
+): HTMLLIElement {
   const item = document.createElement("li");
   item.className = kind;
   const time = document.createElement("time");
@@ -67,12 +86,31 @@ function append(kind: "message" | "mqtt" | "info", author: string, text: string,
     item.append(tag);
   }
   const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-  log.append(item);
+  if (after?.parentElement === log) after.after(item);
+  else log.append(item);
   if (atBottom) log.scrollTop = log.scrollHeight;
+  return item;
+}
+
+/** What identifies a payload, to tell a replayed retained message from a new state. */
+function stateKey(payload: unknown): string {
+  if (payload instanceof ArrayBuffer) {
+    // a large binary payload is never taken for one the log shows: shown again rather than lost
+    if (payload.byteLength > 1024) return `b:${Math.random()}`;
+    return `b:${new Uint8Array(payload).join(",")}`;
+  }
+  return typeof payload === "string" ? `s:${payload}` : `j:${JSON.stringify(payload)}`;
 }
 
 function onMessage(msg: BridgeMessage): void {
   const { payload } = msg;
+  const key = stateKey(payload);
+  let seen = shown.get(msg.topic);
+  if (!seen) shown.set(msg.topic, (seen = {}));
+  // a replay (it has no place in the stream) of what the log shows already
+  if (msg.retain && msg.offset === undefined && (seen.last === key || seen.state === key)) return;
+  seen.last = key;
+  if (msg.retain) seen.state = key;
   if (payload && typeof payload === "object" && !(payload instanceof ArrayBuffer)) {
     const { user, text } = payload as { user?: unknown; text?: unknown };
     if (typeof text === "string") {
@@ -98,6 +136,7 @@ async function join(room: string): Promise<void> {
   const topic = `chat/${room}`;
   if (current?.filter === topic) return;
   const attempt = ++joining;
+  shown.delete(topic); // joining: its last-known state is news to this log
   try {
     const sub = await mqtt.subscribe(topic, onMessage);
     if (attempt !== joining) {
@@ -116,6 +155,34 @@ async function join(room: string): Promise<void> {
   } finally {
     settled++;
   }
+}
+
+socket.on("disconnect", () => {
+  if (current && !lost) lost = append("info", "", "Connection lost");
+});
+
+/**
+ * The helper restored a subscription after a reconnect: with `recovered`, the lines sent while
+ * the page was offline came (they are above, in order, once); without, the server could not tell
+ * what the page missed (it restarted, or no longer had them), and sent the room's last-known
+ * state as on a first join: say so where the gap is.
+ */
+function restored(filter: string, recovered: boolean): void {
+  if (filter !== current?.filter) return;
+  log.dataset.restores = String(++restores);
+  log.dataset.recovered = String(recovered);
+  if (recovered) {
+    append("info", "", "Back online: every line sent meanwhile is above");
+  } else {
+    append(
+      "warn",
+      "",
+      "Back online, but the lines sent while this page was offline could not be recovered (the server restarted, or no longer had them)",
+      "",
+      lost,
+    );
+  }
+  lost = undefined;
 }
 
 $("join").addEventListener("submit", (event) => {

@@ -48,11 +48,29 @@ export interface Connection {
   mqtt: MqttClient;
 }
 
+/** What a page hears of through {@link connect}. */
+export interface ConnectOptions {
+  /** The server told whether its bridge reaches the broker. */
+  onBroker?: (info: BrokerInfo) => void;
+  /**
+   * A subscription was restored after a reconnect: `recovered` says whether the page got every
+   * message of `filter` it missed while offline (false: reload what it shows for `filter`).
+   */
+  onRestore?: (filter: string, recovered: boolean) => void;
+}
+
+/** `HH:MM:SS` of `ts` (default: now), as the pages show times. */
+export function timeOf(ts = Date.now()): string {
+  return new Date(ts).toLocaleTimeString([], { hour12: false });
+}
+
 /**
  * Connects to the example server and keeps the badge `#connection` up to date. The helper
- * restores the page's subscriptions after every reconnect, e.g. after the server restarted.
+ * restores the page's subscriptions after every reconnect from where each had got to, so the
+ * page gets what it missed meanwhile (`onRestore` says whether it all came), e.g. after its
+ * network dropped; after the server restarted there is nothing to recover from.
  */
-export function connect(onBroker?: (info: BrokerInfo) => void): Connection {
+export function connect({ onBroker, onRestore }: ConnectOptions = {}): Connection {
   // retry quickly: a restarted example server is back within a few seconds
   const socket = io({ reconnectionDelay: 500, reconnectionDelayMax: 2000 });
   // The helper restores the subscriptions after a reconnect. One that fails (the server's bridge
@@ -61,6 +79,7 @@ export function connect(onBroker?: (info: BrokerInfo) => void): Connection {
   let restoreFailed = false;
   const mqtt = mqttClient(socket, {
     timeoutMs: 5000,
+    onRestore,
     onError: (err, filter) => {
       restoreFailed = true;
       showError(`Restoring the subscription to ${filter} failed`, err);

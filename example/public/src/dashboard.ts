@@ -1,15 +1,22 @@
 /**
- * The live dashboard: charts of the fleet's readings (`sensors/+/temp`, `sensors/+/humidity`) and a
- * status table built from the retained `sensors/+/status` topics, so it is complete as soon as the
- * page has subscribed: the bridge replays the last-known state to every socket that joins.
+ * The live dashboard: charts of the fleet's readings (`sensors/+/temp`, `sensors/+/humidity`), the
+ * alarms the sensors raise (`sensors/+/alarm`: events, not retained), and a status table built
+ * from the retained `sensors/+/status` topics, so it is complete as soon as the page has
+ * subscribed: the bridge replays the last-known state to every socket that joins. After a
+ * reconnect the page gets what it missed while offline (alarms, readings) from the bridge's
+ * history; when that could not be recovered it says so, and the table is reloaded from the
+ * last-known state.
  */
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { BridgeMessage } from "../../../lib/client";
-import { $, clearError, connect, showError } from "./common";
+import { $, clearError, connect, showError, timeOf } from "./common";
 
 /** Points kept per chart. */
 const MAX_POINTS = 180;
+/** Alarms kept in the list. */
+const MAX_ALARMS = 50;
+const ALARMS = "sensors/+/alarm";
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04"];
 
 interface Status {
@@ -23,6 +30,12 @@ interface Status {
 interface Reading {
   value: number;
   unit?: string;
+  ts: number;
+}
+interface Alarm {
+  id: string;
+  level: string;
+  text: string;
   ts: number;
 }
 interface Sensor {
@@ -53,6 +66,8 @@ class LiveChart {
   /** The legend: each sensor's name (from its status) and latest value. */
   private readonly legend: HTMLUListElement;
   private scheduled = false;
+  /** The time of the last column before the connection was lost, until it is restored. */
+  private lostAfter: number | undefined;
 
   constructor(
     private readonly el: HTMLElement,
@@ -124,11 +139,23 @@ class LiveChart {
     this.redraw();
   }
 
-  /** Breaks the lines here (the connection was lost: what happened meanwhile is unknown). */
-  gap(): void {
-    if (this.xs.length === 0) return;
-    this.xs.push(Date.now() / 1000);
-    for (const ys of this.ys) ys.push(null);
+  /** The connection was lost: the readings after the last one may be missing. */
+  lost(): void {
+    this.lostAfter ??= this.xs.length > 0 ? this.xs[this.xs.length - 1] : Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * The subscription was restored: with `recovered`, the readings missed meanwhile came and the
+   * lines go on; without, they are missing: the lines break after the last one before the loss.
+   */
+  restored(recovered: boolean): void {
+    const after = this.lostAfter;
+    this.lostAfter = undefined;
+    if (recovered || after === undefined || after === Number.NEGATIVE_INFINITY) return;
+    const i = this.xs.indexOf(after);
+    if (i < 0) return; // scrolled off the chart
+    this.xs.splice(i + 1, 0, after + 0.001);
+    for (const ys of this.ys) ys.splice(i + 1, 0, null);
     this.redraw();
   }
 
@@ -275,14 +302,79 @@ function onReading(msg: BridgeMessage): void {
   counter.textContent = `${readings} readings · last at ${new Date(reading.ts).toLocaleTimeString([], { hour12: false })}`;
 }
 
+const alarmList = $<HTMLOListElement>("alarms");
+let alarms = 0;
+/** The newest alarm before the connection was lost, until the alarms are restored. */
+let lostAt: { ts: number; before: Element | null } | undefined;
+
+/** Lists an alarm, newest first; text nodes only, so a payload is never parsed as HTML. */
+function onAlarm(msg: BridgeMessage): void {
+  const alarm = msg.payload as Alarm | null;
+  if (!alarm || typeof alarm.id !== "string" || typeof alarm.text !== "string") return;
+  const item = document.createElement("li");
+  item.dataset.alarm = alarm.id;
+  const level = alarm.level === "critical" ? "critical" : "warning";
+  item.className = `alarm alarm-${level}`;
+  const time = document.createElement("time");
+  time.textContent = timeOf(typeof alarm.ts === "number" ? alarm.ts : Date.now());
+  const who = document.createElement("strong");
+  who.textContent = nameOf(idOf(msg.topic));
+  const badge = document.createElement("span");
+  badge.className = "level";
+  badge.textContent = level;
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = alarm.text;
+  item.append(time, who, badge, text);
+  alarmList.prepend(item);
+  while (alarmList.children.length > MAX_ALARMS) alarmList.lastElementChild!.remove();
+  alarmList.dataset.count = String(++alarms);
+  $("alarms-empty").hidden = true;
+}
+
+/**
+ * The alarms were restored after a reconnect: with `recovered`, every alarm raised meanwhile is
+ * in the list; without, the server could not tell which ones the page missed (it restarted, or
+ * no longer had them): say so, and mark the gap in the list.
+ */
+function alarmsRestored(recovered: boolean): void {
+  const note = $("alarms-note");
+  const back = timeOf();
+  alarmList.dataset.recovered = String(recovered);
+  note.dataset.recovered = String(recovered);
+  note.hidden = false;
+  if (recovered) {
+    note.textContent = `Back online at ${back}: no alarm missed while offline.`;
+  } else {
+    const since = lostAt ? `between ${timeOf(lostAt.ts)} and ${back} ` : "";
+    note.textContent = `Back online at ${back}, but alarms raised while this page was offline could not be recovered (the server restarted, or no longer had them); the table shows the sensors' last-known state.`;
+    const gap = document.createElement("li");
+    gap.className = "gap";
+    gap.textContent = `Alarms raised ${since}may be missing`;
+    const before = lostAt?.before;
+    if (before?.parentElement === alarmList) alarmList.insertBefore(gap, before);
+    else alarmList.append(gap);
+  }
+  lostAt = undefined;
+}
+
 let subscribed = false;
-const { socket, mqtt } = connect((info) => {
-  // the first subscribe failed (no broker then): try again now that there is one
-  if (info.connected && !subscribed && !starting) void start();
+const { socket, mqtt } = connect({
+  onBroker: (info) => {
+    // the first subscribe failed (no broker then): try again now that there is one
+    if (info.connected && !subscribed && !starting) void start();
+  },
+  onRestore: (filter, recovered) => {
+    if (filter === ALARMS) alarmsRestored(recovered);
+    else if (filter === "sensors/+/temp") charts.temp.restored(recovered);
+    else if (filter === "sensors/+/humidity") charts.humidity.restored(recovered);
+    // sensors/+/status: not recovered, the bridge replays the last-known state (onStatus)
+  },
 });
 socket.on("disconnect", () => {
-  charts.temp.gap();
-  charts.humidity.gap();
+  charts.temp.lost();
+  charts.humidity.lost();
+  lostAt ??= { ts: Date.now(), before: alarmList.firstElementChild };
 });
 
 let starting = false;
@@ -291,6 +383,8 @@ async function start(): Promise<void> {
   try {
     // the last-known state first: the bridge replays it to this socket as it joins
     await mqtt.subscribe("sensors/+/status", onStatus);
+    await mqtt.subscribe(ALARMS, onAlarm);
+    alarmList.dataset.live = "true";
     await mqtt.subscribe("sensors/+/temp", onReading);
     await mqtt.subscribe("sensors/+/humidity", onReading);
     subscribed = true;
