@@ -146,6 +146,39 @@ describe("recovery in the worker topology (a worker and two web nodes, @socket.i
     expect(seqs(got, `${t}/a`)).to.deep.equal(range(10, 1010));
   });
 
+  it("does not replay to a socket whose rights a bridge.reauthorize() withdrew while the worker answered", async () => {
+    const worker = await world.startLocalWorker();
+    const a = await world.startNode({ subscribe: ["users/{data.userId}/#"] });
+    await a.bridge.ready;
+    a.io.on("connection", (s) => ((s.data as { userId?: string }).userId = "u1"));
+    const offset = () => worker.bridge.stats().recovery.offset;
+    const d = await world.device();
+    const since = await away(await world.client(a), d, "users/u1/#", "users/u1/a", offset);
+    await publish(d, "users/u1/a", 10, 20, offset);
+    // the node's recovery request waits while the user logs out on this node
+    const nsp = a.io.of("/");
+    const emit = nsp.serverSideEmit.bind(nsp);
+    let held: (() => void) | undefined;
+    nsp.serverSideEmit = ((event: string, ...args: unknown[]) => {
+      if (event !== "mqtt-bridge:recover") return emit(event, ...args);
+      held = () => emit(event, ...args);
+      return true;
+    }) as typeof nsp.serverSideEmit;
+    const c = await world.client(a);
+    const got = record(c);
+    const asked = request<Ack>(c, "mqtt.subscribe", { filter: "users/u1/#", since });
+    await waitFor(() => held !== undefined, { message: "the recovery request held" });
+    (nsp.sockets.get(c.id!)!.data as { userId?: string }).userId = undefined;
+    expect(await a.bridge.reauthorize(a.io)).to.deep.equal([]); // not in the room yet
+    held!();
+    const ack = await asked;
+    expect(ack.ok, JSON.stringify(ack)).to.equal(false);
+    expect(ack.error?.code).to.equal("FORBIDDEN");
+    await publish(d, "users/u1/a", 20, 21, offset);
+    expect(got).to.deep.equal([]);
+    expect(nsp.sockets.get(c.id!)!.rooms.has(a.bridge.room("users/u1/#"))).to.equal(false);
+  });
+
   it("answers recovered: false with the retained state for another epoch (a new worker)", async () => {
     const worker = await world.startLocalWorker();
     const a = await world.startNode();

@@ -32,6 +32,9 @@ function checkCaps(ctx: HandlerContext, socket: Socket, filter: string): void {
   }
 }
 
+/** Thrown by a join's check when a bridge.reauthorize() of the socket began since its grant. */
+const STALE = new Error("the socket's rights were checked again meanwhile");
+
 /**
  * `mqtt.subscribe`: validate, authorize, check the cap, join `bridge.room(filter)` (the room's
  * creation subscribes the broker), and answer once the broker's SUBACK is in. A refused SUBACK
@@ -73,7 +76,11 @@ export async function onSubscribe(
       const steps: JoinSteps = {
         // checked again with the join in its turn: requests of one burst all passed the first
         // check while their authorization was awaited, so only this one keeps the caps exact
-        check: () => checkCaps(ctx, socket, filter),
+        check: () => {
+          checkCaps(ctx, socket, filter);
+          // a web node's recovery joins when the worker answers: rights may have changed since
+          if (ctx.reauthorizer.generation(socket) !== generation) throw STALE;
+        },
         join: () => {
           ctx.backend.prepare(filter, qos); // before the join: the first SUBSCRIBE has this QoS
           const joining = socket.join(room) ?? Promise.resolve();
@@ -85,7 +92,20 @@ export async function onSubscribe(
       };
       if (since && ctx.recovery) {
         // the missed messages are sent right before the join, in one turn: none falls in between
-        const r = await ctx.recovery.recover(socket, filter, room, since, steps);
+        let r;
+        for (;;) {
+          try {
+            r = await ctx.recovery.recover(socket, filter, room, since, steps);
+            break;
+          } catch (err) {
+            if (err !== STALE) throw err;
+            generation = ctx.reauthorizer.generation(socket); // asked again, with the new rights
+            if (!(await ctx.authorizer.subscribe(socket, filter))) {
+              throw forbidden(`subscribe to "${filter}" (checked again by bridge.reauthorize)`);
+            }
+            if (socket.disconnected) return;
+          }
+        }
         ({ recovered, position } = r);
         if (socket.disconnected) return;
         await r.joining;
