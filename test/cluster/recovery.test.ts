@@ -16,33 +16,9 @@ import type { MosquittoHandle } from "../support/mosquitto";
 import { startMosquitto } from "../support/mosquitto";
 import type { RedisHandle } from "../support/redis";
 import { startRedis } from "../support/redis";
+import type { Ack, Got } from "../support/stream";
+import { record } from "../support/stream";
 import { waitFor } from "../support/util";
-
-interface Ack {
-  ok: boolean;
-  position?: StreamPosition;
-  recovered?: boolean;
-  error?: { code: string };
-}
-
-/** A message as a client got it. */
-interface Got {
-  topic: string;
-  s: number;
-  offset?: number;
-  retain: boolean;
-}
-
-/** Records every message a client gets, through either event. */
-function record(c: ClientSocket): Got[] {
-  const got: Got[] = [];
-  type M = { topic: string; payload: { s: number }; offset?: number; retain: boolean };
-  const take = (m: M) =>
-    got.push({ topic: m.topic, s: m.payload.s, offset: m.offset, retain: m.retain });
-  c.on("mqtt.message", take);
-  c.on("mqtt.messages", (list: M[]) => list.forEach(take));
-  return got;
-}
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 const seqs = (got: Got[], topic: string) => got.filter((g) => g.topic === topic).map((g) => g.s);

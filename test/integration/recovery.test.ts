@@ -5,38 +5,13 @@
  */
 import { expect } from "chai";
 import type { MqttClient } from "mqtt";
-import type { Socket as ClientSocket } from "socket.io-client";
-import type { MqttBridgeOptions, StreamPosition } from "../../lib";
+import type { MqttBridgeOptions } from "../../lib";
 import type { Harness } from "../support/harness";
 import { request } from "../support/harness";
 import { onMosquitto5 } from "../support/mosquitto-suite";
+import type { Ack, Got } from "../support/stream";
+import { record } from "../support/stream";
 import { waitFor } from "../support/util";
-
-/** A message as a client got it. */
-interface Got {
-  topic: string;
-  s: number;
-  offset?: number;
-  retain: boolean;
-}
-
-interface Ack {
-  ok: boolean;
-  position?: StreamPosition;
-  recovered?: boolean;
-  error?: { code: string };
-}
-
-/** Records every message a client gets, through either event. */
-function record(c: ClientSocket): Got[] {
-  const got: Got[] = [];
-  type M = { topic: string; payload: { s: number }; offset?: number; retain: boolean };
-  const take = (m: M) =>
-    got.push({ topic: m.topic, s: m.payload.s, offset: m.offset, retain: m.retain });
-  c.on("mqtt.message", take);
-  c.on("mqtt.messages", (list: M[]) => list.forEach(take));
-  return got;
-}
 
 /** The last offset a client got, or its ack's position when later. */
 function reached(got: Got[], ack: Ack): number {
