@@ -5,6 +5,7 @@
  * back (the helper restores the room from where it had got to); when the server could not tell
  * what it missed, the page says so.
  */
+import { MqttBridgeClientError } from "../../../lib/client";
 import type { BridgeMessage, Subscription } from "../../../lib/client";
 import type { BrokerInfo } from "./common";
 import { $, clearError, connect, describeError, showError, timeOf } from "./common";
@@ -210,14 +211,15 @@ $("try").addEventListener("submit", (event) => {
   const topic = $<HTMLInputElement>("try-topic").value.trim();
   const result = $("try-result");
   result.textContent = "…";
+  // the answer shows beside the form that asked (the page's banner is for what nothing asked)
   mqtt.publish(topic, { user: nameInput.value.trim(), text: "trying the rules" }).then(
     () => {
       result.textContent = `Published to ${topic}.`;
-      clearError();
+      result.dataset.code = "";
     },
     (err: unknown) => {
       result.textContent = `Refused: ${describeError(err)}`;
-      showError(`Publishing to ${topic} was refused`, err);
+      result.dataset.code = err instanceof MqttBridgeClientError ? err.code : "";
     },
   );
 });
