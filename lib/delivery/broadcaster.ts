@@ -258,8 +258,13 @@ export class Broadcaster {
     }
   }
 
-  /** Whether a broadcast could reach a socket of `marker`: whether this node has any. */
+  /**
+   * Whether a broadcast could reach a socket of `marker`: whether this node has any — or could
+   * have one later: with connection state recovery the adapter keeps every broadcast for sockets
+   * that come back (a batching socket away now gets this frame when it is restored).
+   */
   private reaches(nsp: Namespace, marker: string): boolean {
+    if (nsp.server._opts.connectionStateRecovery) return true;
     return (nsp.adapter.rooms.get(marker)?.size ?? 0) > 0;
   }
 
