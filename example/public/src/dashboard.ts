@@ -224,9 +224,12 @@ function renderRow(s: Sensor): void {
     s.row = document.createElement("tr");
     s.row.dataset.sensor = s.id;
     s.row.dataset.retained = String(s.retained === true);
-    for (const field of FIELDS) {
+    // each cell names its column too: narrow screens show it as a label (style.css)
+    const heads = body.closest("table")!.tHead!.rows[0];
+    for (const [i, field] of FIELDS.entries()) {
       const td = document.createElement("td");
       td.dataset.field = field;
+      if (field !== "name") td.dataset.label = heads.cells[i].textContent ?? "";
       s.row.append(td);
     }
     const after = Array.from(body.rows).find((r) => nameOf(r.dataset.sensor!) > nameOf(s.id));
