@@ -13,7 +13,7 @@ import type { MosquittoHandle } from "../support/mosquitto";
 import { startMosquitto } from "../support/mosquitto";
 import { freePort, withTimeout } from "../support/util";
 import type { Browser } from "./browser";
-import { launchBrowser, screenshot } from "./browser";
+import { launchBrowserWith, screenshot } from "./browser";
 import { UI_TIMEOUT_MS, badge, chatShows, device, moreReadingsThan } from "./pages";
 
 let expect: typeof chaiExpect;
@@ -40,7 +40,7 @@ describe("example pages in chromium (e2e): the broker comes later", function () 
       MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`,
       FLEET_INTERVAL_MS: "250",
     });
-    [browser, pages] = await Promise.all([launchBrowser(), examplePages(example)]);
+    [browser, pages] = await launchBrowserWith(examplePages(example));
     browser.context.on("page", (page) => {
       page.on("pageerror", (err) => pageErrors.push(`${page.url()}: ${err.message}`));
     });

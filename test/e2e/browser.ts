@@ -63,6 +63,21 @@ export async function launchBrowser(): Promise<Browser> {
   };
 }
 
+/**
+ * Starts the browser while `other` (e.g. the example's start) runs, and returns both. If either
+ * fails, the other is undone where it can be (the browser closed), so that no chromium is left
+ * behind to keep the test process alive.
+ */
+export async function launchBrowserWith<T>(other: Promise<T>): Promise<[Browser, T]> {
+  const [browser, result] = await Promise.allSettled([launchBrowser(), other]);
+  if (result.status === "rejected") {
+    if (browser.status === "fulfilled") await browser.value.close();
+    throw result.reason;
+  }
+  if (browser.status === "rejected") throw browser.reason;
+  return [browser.value, result.value];
+}
+
 /** Saves a full-page screenshot as `test-results/screenshots/<name>.png`; returns its path. */
 export async function screenshot(page: Page, name: string): Promise<string> {
   await mkdir(SCREENSHOTS_DIR, { recursive: true });

@@ -15,7 +15,7 @@ import type { Example, ExamplePages } from "../support/example";
 import { examplePages, startExample, stopExample } from "../support/example";
 import { freePort, withTimeout } from "../support/util";
 import type { Browser } from "./browser";
-import { launchBrowser, screenshot } from "./browser";
+import { launchBrowserWith, screenshot } from "./browser";
 import {
   UI_TIMEOUT_MS,
   badge,
@@ -60,7 +60,7 @@ describe("example pages in chromium (e2e)", function () {
       FLEET_INTERVAL_MS: String(FLEET_INTERVAL_MS),
     };
     example = startExample(env);
-    [browser, pages] = await Promise.all([launchBrowser(), examplePages(example)]);
+    [browser, pages] = await launchBrowserWith(examplePages(example));
     browser.context.on("page", (page) => {
       page.on("pageerror", (err) => pageErrors.push(`${page.url()}: ${err.message}`));
       page.on("response", (res) => {

@@ -17,7 +17,7 @@ import type { Example, ExamplePages } from "../support/example";
 import { examplePages, startExample, stopExample } from "../support/example";
 import { freePort, onceEvent, sleep, waitFor, withTimeout } from "../support/util";
 import type { Browser } from "./browser";
-import { launchBrowser, screenshot } from "./browser";
+import { launchBrowserWith, screenshot } from "./browser";
 import {
   UI_TIMEOUT_MS,
   badge,
@@ -59,7 +59,7 @@ describe("example pages recover what they missed offline, in chromium (e2e)", fu
       MQTT_PORT: String(mqttPort),
       FLEET_INTERVAL_MS: String(FLEET_INTERVAL_MS),
     });
-    [browser, pages] = await Promise.all([launchBrowser(), examplePages(example)]);
+    [browser, pages] = await launchBrowserWith(examplePages(example));
     browser.context.on("page", (page) => {
       page.on("pageerror", (err) => pageErrors.push(`${page.url()}: ${err.message}`));
     });
