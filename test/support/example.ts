@@ -49,19 +49,26 @@ onProcessExit(() => {
   for (const child of children) child.kill("SIGKILL");
 });
 
-/** Spawns `node --import tsx example/server.ts` with `env` on top of a clean environment. */
-export function startExample(env: Record<string, string>): Example {
-  return spawnNode(["example/server.ts"], env);
+/**
+ * Spawns `node --import tsx example/server.ts` with `env` on top of a clean environment;
+ * `nodeArgs`: options for node itself (e.g. `--inspect=127.0.0.1:0`).
+ */
+export function startExample(env: Record<string, string>, nodeArgs: string[] = []): Example {
+  return spawnNode(["example/server.ts"], env, nodeArgs);
 }
 
 /**
  * Spawns `node --import tsx <args>` in the repository (e.g. `lib/cli.ts worker …`) with `env` on
  * top of a clean environment, collecting its output like {@link startExample}.
  */
-export function spawnNode(args: string[], env: Record<string, string> = {}): Example {
+export function spawnNode(
+  args: string[],
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+): Example {
   const base = { ...process.env };
   for (const name of EXAMPLE_ENV) delete base[name];
-  const child = spawn(process.execPath, ["--import", "tsx", ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", ...args], {
     cwd: root,
     env: { ...base, ...env },
     stdio: ["ignore", "pipe", "pipe"],
