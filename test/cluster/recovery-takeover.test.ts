@@ -14,6 +14,8 @@ import { mqttClient } from "../../lib/client";
 import type { BridgeMessage } from "../../lib/client";
 import type { LocalWorker, WebNode, WorkerWorld } from "../support/cluster-worker";
 import { useWorkerWorld } from "../support/cluster-worker";
+import { request } from "../support/harness";
+import type { Ack } from "../support/stream";
 import { offline, online, record } from "../support/stream";
 import { waitFor } from "../support/util";
 
@@ -144,5 +146,23 @@ describe("recovery across a worker takeover (web node, two workers in turn, Redi
     await waitFor(() => live.got.length >= 25 && state.got.length >= 6, { message: "live again" });
     expect(live.of(`${t}/live`)).to.deep.equal(range(0, 25));
     expect(state.of(`${t}/state/x`)).to.deep.equal([0, 1, 2, 6, 7, 8]);
+  });
+
+  it("a raw socket that stayed in a room through the takeover is not replayed what it got there", async () => {
+    const { node, d, c, raw, t } = await setup();
+    const other = await world.client(node); // holds the broker subscription of ${t}/# all along
+    expect((await request<Ack>(other, "mqtt.subscribe", `${t}/#`)).ok).to.equal(true);
+    await publish(d, `${t}/b`, 0, 30); // the old stream's offsets run ahead of the new one's
+    expect((await request<Ack>(c, "mqtt.subscribe", `${t}/a`)).ok).to.equal(true);
+    await takeOver(node, 2);
+    await publish(d, `${t}/a`, 0, 5);
+    await waitFor(() => raw.length === 5, { message: "the new worker's five, through the room" });
+    // a replay of the new stream from its start: what came through the room is left out
+    const since = { epoch: epoch(), offset: 0 };
+    const ack = await request<Ack>(c, "mqtt.subscribe", { filter: `${t}/#`, since });
+    expect(ack, JSON.stringify(ack)).to.include({ ok: true, recovered: true });
+    await publish(d, `${t}/a`, 5, 7);
+    await waitFor(() => raw.length >= 7, { message: "live again" });
+    expect(raw.map((g) => g.s)).to.deep.equal([0, 1, 2, 3, 4, 5, 6]);
   });
 });
