@@ -31,6 +31,11 @@ export interface Dispatchable {
   locals: ReadonlySet<Local>;
   /** The largest `offset` dispatched to its handlers on this connection (raised here). */
   seen: number;
+  /**
+   * The stream `seen` counts in, when the messages name it (`epoch`): a message of another stream
+   * (a new worker took over) starts `seen` over from its offset.
+   */
+  seenEpoch: string | undefined;
 }
 
 /** Rethrows `error` outside the caller (a microtask), so it surfaces as an uncaught error. */
@@ -63,9 +68,15 @@ export function receive(
     if (typeof message?.topic !== "string") return;
     const handlers = new Map<MessageHandler, Local>(); // each handler once, first match wins
     const offset = typeof message.offset === "number" ? message.offset : -1;
+    const epoch = typeof message.epoch === "string" ? message.epoch : undefined;
     for (const entry of subscriptions.values()) {
       if (!matches(entry.filter, message.topic)) continue;
-      if (offset > entry.seen) entry.seen = offset;
+      if (offset < 0) {
+        // not numbered (retained state, recovery off): no position
+      } else if (epoch !== undefined && epoch !== entry.seenEpoch) {
+        entry.seenEpoch = epoch; // its offsets say nothing of the other stream's
+        entry.seen = offset;
+      } else if (offset > entry.seen) entry.seen = offset;
       for (const local of entry.locals) {
         if (!handlers.has(local.handler)) handlers.set(local.handler, local);
       }

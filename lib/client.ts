@@ -45,6 +45,8 @@ interface Entry {
   offset: number;
   /** The largest offset dispatched to its handlers on this connection (see client-delivery). */
   seen: number;
+  /** The stream of `seen`, when the messages name it (see client-delivery). */
+  seenEpoch: string | undefined;
   /** The connection (count of disconnects) on which the server acknowledged it last. */
   joinedOn?: number | undefined;
   /** Its handlers got messages on a connection where it was not subscribed: position unknown. */
@@ -132,6 +134,11 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     } else {
       entry.offset = Math.max(entry.offset, offset);
     }
+    // what its handlers saw of another stream before this ack tells nothing of this one
+    if (entry.seenEpoch !== undefined && entry.seenEpoch !== entry.epoch) {
+      entry.seen = -1;
+      entry.seenEpoch = undefined;
+    }
   };
 
   /** The subscribe request that restores `entry`: from its position, when it has a sure one. */
@@ -180,11 +187,19 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
 
   const onDisconnect = () => {
     for (const entry of entries.values()) {
+      // the last messages its handlers got are of another stream than its position (a new worker
+      // took over while it stayed connected): their position replaces it
+      const moved = entry.seenEpoch !== undefined && entry.seenEpoch !== entry.epoch;
       // subscribed on this connection, its handlers got every message up to what they saw; if
       // not, what they saw (through other filters) may leave out messages of this filter
-      if (entry.joinedOn === disconnects) entry.offset = Math.max(entry.offset, entry.seen);
-      else if (entry.seen > entry.offset) entry.gap = true;
+      if (entry.joinedOn !== disconnects) {
+        if (moved || entry.seen > entry.offset) entry.gap = true;
+      } else if (moved) {
+        entry.epoch = entry.seenEpoch;
+        entry.offset = entry.seen;
+      } else entry.offset = Math.max(entry.offset, entry.seen);
       entry.seen = -1;
+      entry.seenEpoch = undefined;
     }
     disconnects++;
   };
@@ -308,7 +323,17 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
       if (!entry) {
         const request = opts.qos === undefined ? filter : { filter, qos: opts.qos };
         const qos = opts.qos ?? 0;
-        entry = { filter, request, room: "", qos, locals: new Set(), offset: -1, seen: -1 };
+        const locals = new Set<Local>();
+        entry = {
+          filter,
+          request,
+          room: "",
+          qos,
+          locals,
+          offset: -1,
+          seen: -1,
+          seenEpoch: undefined,
+        };
         entries.set(filter, entry);
         entry.pending = join(entry);
       }

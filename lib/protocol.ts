@@ -111,14 +111,20 @@ export interface BridgeMessage<P = unknown> {
   skipped?: number;
   /** Its place in the bridge's stream (absent with `recovery: false`, and on retained replays). */
   offset?: number;
+  /**
+   * The stream `offset` counts in (present with `offset`). It can change while a socket stays
+   * connected: in the worker topology a new worker is a new stream, whose offsets start again at
+   * 1. The position a socket reached is the `epoch` and `offset` of the last message it got.
+   */
+  epoch?: string;
 }
 
 /** What a socket sends with `mqtt.subscribe`: a filter or an object. */
 export type SubscribeRequest = string | { filter: string; qos?: QoS; since?: SinceRequest };
 
 /**
- * The position a socket had reached (the `offset` of the last message it got, or the `position`
- * of its subscribe ack when later), to recover what it missed since.
+ * The position a socket had reached (the `epoch` and `offset` of the last message it got, or the
+ * `position` of its subscribe ack when that came later), to recover what it missed since.
  */
 export interface SinceRequest extends StreamPosition {
   /**

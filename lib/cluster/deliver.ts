@@ -124,6 +124,8 @@ export interface ReceivedFrame {
 }
 
 const isOffset = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+const isEpoch = (v: unknown): v is string =>
+  typeof v === "string" && v.length > 0 && v.length <= 64;
 
 const isStrings = (v: unknown, max: number): v is string[] =>
   Array.isArray(v) && v.length <= max && v.every((s) => typeof s === "string");
@@ -147,7 +149,7 @@ export function checkFrame(raw: unknown, maxMessages: number): ReceivedFrame | u
     return undefined;
   }
   const { body, epoch, last } = f;
-  const numbered = typeof epoch === "string" && epoch.length <= 64 && isOffset(last);
+  const numbered = isEpoch(epoch) && isOffset(last);
   if (!numbered && (epoch !== undefined || last !== undefined)) return undefined;
   return {
     rooms: new Set(f.rooms),
@@ -186,6 +188,7 @@ export function fromWireMessage(item: unknown): BridgeMessage | undefined {
     return undefined;
   }
   if (w.offset !== undefined && !isOffset(w.offset)) return undefined;
+  if (w.epoch !== undefined && !isEpoch(w.epoch)) return undefined;
   const { b, c, ...m } = w;
   if (b === 1) {
     if (typeof m.payload !== "string") return undefined;

@@ -58,10 +58,6 @@ export class ForwardRecovery extends JoinRecovery {
     return this.epoch === undefined ? undefined : { epoch: this.epoch, offset: this.offset };
   }
 
-  protected now(): number {
-    return this.offset;
-  }
-
   recover(
     socket: Socket,
     filter: string,

@@ -58,6 +58,7 @@ export class History {
   ): void {
     const offset = ++this.offset;
     message.offset = offset;
+    message.epoch = this.epoch;
     const bytes = size + ENTRY_BYTES;
     const entry: Entry = { message: message as Entry["message"], origin, rooms, bytes, at: 0 };
     entry.at = Date.now();

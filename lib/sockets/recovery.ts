@@ -57,28 +57,45 @@ export interface Recovery {
   ): Promise<RecoveredJoin>;
 }
 
+/** Where a room started for a socket: an offset of the stream `epoch`. */
+interface Start {
+  epoch: string | undefined;
+  offset: number;
+}
+
 /**
- * Per socket, the offset each of its bridged rooms started at (joined, or recovered from): what
+ * Per socket, the position each of its bridged rooms started at (joined, or recovered from): what
  * reached it through a room is what was sent there after its start.
  */
 export class RoomStarts {
-  private readonly starts = new WeakMap<Socket, Map<string, number>>();
+  private readonly starts = new WeakMap<Socket, Map<string, Start>>();
 
-  /** `socket` joined `room` at `offset`. */
-  set(socket: Socket, room: string, offset: number): void {
+  /** `socket` joined `room` at `offset` of the stream `epoch`. */
+  set(socket: Socket, room: string, epoch: string | undefined, offset: number): void {
     let starts = this.starts.get(socket);
-    if (!starts) this.starts.set(socket, (starts = new Map<string, number>()));
+    if (!starts) this.starts.set(socket, (starts = new Map<string, Start>()));
     else for (const r of starts.keys()) if (!socket.rooms.has(r)) starts.delete(r);
-    starts.set(room, offset);
+    starts.set(room, { epoch, offset });
   }
 
-  /** The socket's bridged rooms other than `room`, with their starts (`now` when unknown). */
-  others(socket: Socket, room: string, rooms: RoomTracker, now: number): Others {
+  /**
+   * The socket's bridged rooms other than `room`, with their starts in the stream `now` (its
+   * offset when unknown; 0 for a room joined in an earlier stream: the socket stayed in it while
+   * a new worker took over, and got every message of this stream sent there).
+   */
+  others(
+    socket: Socket,
+    room: string,
+    rooms: RoomTracker,
+    now: StreamPosition | undefined,
+  ): Others {
     const starts = this.starts.get(socket);
     const out: Others = [];
     for (const r of socket.rooms) {
       if (r === room || !rooms.isBridged(socket.nsp, r)) continue;
-      out.push([r, starts?.get(r) ?? now]);
+      const start = starts?.get(r);
+      const offset = now?.offset ?? 0;
+      out.push([r, start === undefined ? offset : start.epoch === now?.epoch ? start.offset : 0]);
     }
     return out;
   }
@@ -134,12 +151,10 @@ export abstract class JoinRecovery implements Recovery {
     steps: JoinSteps,
   ): Promise<RecoveredJoin>;
 
-  /** The offset of the last message this process knows of. */
-  protected abstract now(): number;
-
   joined(socket: Socket, room: string): void {
     const r = this.recovering;
-    this.starts.set(socket, room, r?.socket === socket ? r.offset : this.now());
+    const now = this.position();
+    this.starts.set(socket, room, now?.epoch, r?.socket === socket ? r.offset : (now?.offset ?? 0));
   }
 
   recoveringJoin(socket: Socket): boolean {
@@ -148,7 +163,7 @@ export abstract class JoinRecovery implements Recovery {
 
   /** The socket's other bridged rooms and their starts. */
   protected others(socket: Socket, room: string): Others {
-    return this.starts.others(socket, room, this.rooms, this.now());
+    return this.starts.others(socket, room, this.rooms, this.position());
   }
 
   /** Sends what `socket` missed (undefined: it cannot be told) and joins, in this turn. */
@@ -202,10 +217,6 @@ export class StreamRecovery extends JoinRecovery {
 
   position(): StreamPosition {
     return this.history.position();
-  }
-
-  protected now(): number {
-    return this.history.position().offset;
   }
 
   recover(

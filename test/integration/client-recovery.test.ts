@@ -18,6 +18,7 @@ import type { MqttBridgeOptions } from "../../lib";
 import type { Harness } from "../support/harness";
 import { onMosquitto5 } from "../support/mosquitto-suite";
 import { prng } from "../support/prng";
+import { offline, online } from "../support/stream";
 import { onceEvent, sleep, waitFor } from "../support/util";
 
 /** What a handler keeps of each message. */
@@ -37,22 +38,6 @@ function inbox() {
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
-
-/** Cuts the client's transport and keeps it from reconnecting until {@link online}. */
-async function offline(c: ClientSocket): Promise<void> {
-  const gone = onceEvent(c, "disconnect", 5000);
-  c.io.reconnection(false);
-  c.io.engine.close();
-  await gone;
-}
-
-/** Lets the client connect again; resolves once it has. */
-async function online(c: ClientSocket): Promise<void> {
-  const back = onceEvent(c, "connect", 5000);
-  c.io.reconnection(true);
-  c.connect();
-  await back;
-}
 
 describe("browser helper: recovery across reconnects (Mosquitto, MQTT 5)", function () {
   this.timeout(20_000);

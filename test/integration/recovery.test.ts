@@ -47,7 +47,7 @@ describe("recovery: missed messages across reconnects (raw protocol)", function 
     return { d, position, id, got };
   }
 
-  it("numbers messages in one stream per bridge and tells each subscriber where it is", async () => {
+  it("numbers messages in one stream per bridge, named on each message, and tells each subscriber where it is", async () => {
     const t = uniq();
     const h = await setup({ allow: ALLOW });
     const c = await h.client();
@@ -61,6 +61,7 @@ describe("recovery: missed messages across reconnects (raw protocol)", function 
     const offsets = got.map((g) => g.offset!);
     expect(offsets[0]).to.be.greaterThan(ack.position!.offset);
     for (let i = 1; i < offsets.length; i++) expect(offsets[i]).to.be.greaterThan(offsets[i - 1]);
+    expect(new Set(got.map((g) => g.epoch))).to.deep.equal(new Set([ack.position!.epoch]));
     const other = await setup({ allow: ALLOW });
     const c2 = await other.client();
     const ack2 = await request<Ack>(c2, "mqtt.subscribe", `${t}/#`);

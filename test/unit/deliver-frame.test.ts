@@ -61,6 +61,16 @@ describe("the worker's delivery frames (lib/cluster/deliver.ts)", () => {
     for (const m of got) expect(m).to.not.have.any.keys("b", "c");
   });
 
+  it("carries the stream position of numbered messages: the frame's and each message's", () => {
+    const messages: BridgeMessage[] = [1, 2].map((offset) => ({
+      ...{ topic: "t", payload: offset, qos: 0, retain: false },
+      ...{ offset, epoch: "e1" },
+    }));
+    const frame = checkFrame(overJson(encodeFrame(new Set(["r"]), [], messages, [5, 5], "e1")), 2);
+    expect(frame).to.include({ epoch: "e1", last: 2 });
+    expect(frame!.messages()).to.deep.equal(messages);
+  });
+
   it("refuses malformed frames and message lists", () => {
     const good = overJson(
       encodeFrame(new Set(["r"]), [], [{ topic: "t", payload: 1, qos: 0, retain: false }], [5]),
@@ -87,6 +97,9 @@ describe("the worker's delivery frames (lib/cluster/deliver.ts)", () => {
       '[{"topic":"t","payload":0,"qos":3,"retain":false}]',
       '[{"topic":"t","payload":0,"qos":0,"retain":"no"}]',
       '[{"topic":"t","payload":5,"qos":0,"retain":false,"b":1}]',
+      '[{"topic":"t","payload":0,"qos":0,"retain":false,"offset":0}]',
+      '[{"topic":"t","payload":0,"qos":0,"retain":false,"offset":1,"epoch":""}]',
+      '[{"topic":"t","payload":0,"qos":0,"retain":false,"offset":1,"epoch":7}]',
     ];
     for (const body of bodies) {
       const frame = checkFrame({ ...good, body }, 1);
