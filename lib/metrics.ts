@@ -273,7 +273,7 @@ export const METRIC_TABLE: { readonly [P in StatsPath]: MetricMapping } = {
   "recovery.bytes": {
     family: gauge(
       "recovery_bytes",
-      "Bytes the kept messages count (topic + raw payload + 64 each).",
+      "Bytes the kept messages count (topic + raw payload + 240 each).",
     ),
   },
   "recovery.expired": {

@@ -125,7 +125,7 @@ export interface BridgeStats {
     offset: number;
     /** Messages kept for recovery now. */
     messages: number;
-    /** Bytes they count (topic + raw payload + 64 each). */
+    /** Bytes they count (topic + raw payload + 240 each). */
     bytes: number;
     /** Messages let go by the history's bounds (`maxMessages`, `maxBytes`, `windowMs`). */
     expired: number;

@@ -298,7 +298,7 @@ function notes(r: RecoveryResult): string[] {
       `The history of ${fmt(kept.kept)} messages of ${MEMORY.bytes} bytes costs ` +
         `${mib(heap)} MiB of heap (${fmt(heap / kept.kept)} bytes per message, decoded as sockets ` +
         `get them), ${x(heap / Math.max(1, kept.keptBytes))} the ${mib(kept.keptBytes)} MiB ` +
-        "that `recovery.maxBytes` counts for them (topic + raw payload + 64 bytes each).",
+        "that `recovery.maxBytes` counts for them (topic + raw payload + 240 bytes each).",
     );
   }
   return out;

@@ -9,7 +9,7 @@ export interface RecoveryOptions {
   windowMs: number;
   /** Most messages kept. @default 10000 */
   maxMessages: number;
-  /** Most bytes kept (topic + raw payload + 64 per message). @default 33554432 */
+  /** Most bytes kept (topic + raw payload + 240 per message). @default 33554432 */
   maxBytes: number;
   /**
    * Most broker subscriptions held at once for sockets that disconnected (past it, a subscription
