@@ -6,7 +6,6 @@
  */
 import type { Socket } from "socket.io-client";
 import type { BridgeMessage, EventNames } from "./protocol";
-import { matches } from "./topic";
 
 /**
  * Called with every message whose topic matches the subscription's filter. A handler that throws
@@ -31,6 +30,26 @@ export interface Dispatchable {
   locals: ReadonlySet<Local>;
   /** The largest `offset` dispatched to its handlers on this connection (raised here). */
   seen: number;
+}
+
+/**
+ * Does `filter` match the topic name `topic`? The same answer as `matches` of lib/topic.ts
+ * (section D of MQTT-RULES.md; test/unit/client-match.test.ts compares the two), written for size
+ * rather than speed: the helper matches only the messages of its own subscriptions. A shared
+ * subscription ("$share/{name}/{filter}") matches what its inner filter matches.
+ */
+export function filterMatches(filter: string, topic: string): boolean {
+  const inner = filter.replace(/^\$share\/[^/]*\//, "");
+  // [MQTT-4.7.2-1]: a filter starting with a wildcard does not match a topic starting with "$"
+  if (topic[0] === "$" && /^[+#]/.test(inner)) return false;
+  const f = inner.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i][0] === "#") return true; // the parent level and any number of child levels
+    // "+" matches exactly one level, an empty one too
+    if (i >= t.length || (f[i] !== "+" && f[i] !== t[i])) return false;
+  }
+  return f.length === t.length;
 }
 
 /** Rethrows `error` outside the caller (a microtask), so it surfaces as an uncaught error. */
@@ -64,7 +83,7 @@ export function receive(
     const handlers = new Map<MessageHandler, Local>(); // each handler once, first match wins
     const offset = typeof message.offset === "number" ? message.offset : -1;
     for (const entry of subscriptions.values()) {
-      if (!matches(entry.filter, message.topic)) continue;
+      if (!filterMatches(entry.filter, message.topic)) continue;
       if (offset > entry.seen) entry.seen = offset;
       for (const local of entry.locals) {
         if (!handlers.has(local.handler)) handlers.set(local.handler, local);
