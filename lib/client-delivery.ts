@@ -1,8 +1,8 @@
 /**
  * The receiving side of the browser helper: `mqtt.message` and `mqtt.messages` (several messages
  * of one frame, in order) unpacked into one dispatch per message, to the handlers whose filter
- * matches; and the `mqtt.options { batch: true }` request that makes the server send such frames.
- * No Node APIs: part of the browser bundle.
+ * matches (lib/client.ts asks for such frames with `mqtt.options { batch: true }`). No Node
+ * APIs: part of the browser bundle.
  */
 import type { Socket } from "socket.io-client";
 import type { BridgeMessage, EventNames } from "./protocol";
@@ -58,26 +58,16 @@ export const rethrow = (error: unknown) =>
     throw error;
   });
 
-/** What {@link receive} gives the helper. */
-export interface Receiver {
-  /** The socket is connected (again): asks for batched frames, if wanted. */
-  connected(): void;
-  /** Removes the listeners; asks the server to stop batching, since nobody unpacks any more. */
-  close(): void;
-}
-
 /**
  * Listens to `mqtt.message` and `mqtt.messages` on `socket` and hands each message to every active
  * handler of `subscriptions` whose filter matches it (each handler once, in the order received).
- * With `batch`, {@link Receiver.connected} sends `mqtt.options { batch: true }`: a server without
- * that event (older) never answers or refuses, which is ignored; nothing waits for the answer.
+ * Returns the function that removes the listeners.
  */
 export function receive(
   socket: Socket,
   events: EventNames,
-  opts: { batch: boolean; timeoutMs: number },
   subscriptions: ReadonlyMap<string, Dispatchable>,
-): Receiver {
+): () => void {
   const onMessage = (message: BridgeMessage) => {
     if (typeof message?.topic !== "string") return;
     const handlers = new Map<MessageHandler, Local>(); // each handler once, first match wins
@@ -102,18 +92,8 @@ export function receive(
   };
   socket.on(events.message, onMessage);
   socket.on(events.messages, onMessages);
-  return {
-    connected() {
-      // the answer only says what the server will do; either way both events are listened to
-      if (opts.batch) socket.timeout(opts.timeoutMs).emit(events.options, { batch: true }, noop);
-    },
-    close() {
-      socket.off(events.message, onMessage);
-      socket.off(events.messages, onMessages);
-      // other listeners of the socket may expect one message per `mqtt.message`
-      if (opts.batch && socket.connected) socket.emit(events.options, { batch: false });
-    },
+  return () => {
+    socket.off(events.message, onMessage);
+    socket.off(events.messages, onMessages);
   };
 }
-
-const noop = () => {};

@@ -88,8 +88,9 @@ const RETRYABLE = new Set<string>([
 export function mqttClient(socket: Socket, options: MqttClientOptions = {}): MqttClient {
   const events: EventNames = { ...DEFAULT_EVENTS, ...options.events };
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const batch = options.batch ?? true;
   const entries = new Map<string, Entry>();
-  const leaving = new Map<string, Promise<void>>(); // in-flight server unsubscribes, by filter
+  const leaving = new Map<string, Promise<unknown>>(); // in-flight server unsubscribes, by filter
   let closed = false;
   let disconnects = 0;
   let restored = 0; // value of `disconnects` at the last restore
@@ -156,7 +157,7 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
 
   async function join(entry: Entry): Promise<void> {
     try {
-      await leaving.get(entry.filter); // an unsubscribe of this filter goes first
+      await leaving.get(entry.filter)?.catch(() => {}); // an unsubscribe of this filter goes first
       update(entry, await request(events.subscribe, entry.request));
       if (closed) {
         socket.emit(events.unsubscribe, entry.filter);
@@ -173,19 +174,18 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     }
   }
 
-  function leave(entry: Entry, local: Local): Promise<void> {
+  async function leave(entry: Entry, local: Local): Promise<void> {
     const { filter } = entry;
     const last = local.active && entry.locals.size === 1 && entries.get(filter) === entry;
     local.active = false;
     entry.locals.delete(local);
-    if (!last) return Promise.resolve();
+    if (!last) return;
     entries.delete(filter);
-    const result = request(events.unsubscribe, filter).then(() => {});
-    const settled: Promise<void> = result
-      .catch(() => {})
-      .then(() => void (leaving.get(filter) === settled && leaving.delete(filter)));
-    leaving.set(filter, settled);
-    return result;
+    const result = request(events.unsubscribe, filter);
+    const done = () => void (leaving.get(filter) === result && leaving.delete(filter));
+    leaving.set(filter, result);
+    void result.then(done, done);
+    await result;
   }
 
   const onDisconnect = () => {
@@ -259,7 +259,9 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
   }
 
   const onConnect = () => {
-    receiver.connected(); // first: the server then batches what the restores bring
+    // first, so that the server batches what the restores bring: a server without the event
+    // (older) never answers or refuses, which is ignored; both events are listened to anyway
+    if (batch) socket.timeout(timeoutMs).emit(events.options, { batch: true }, () => {});
     if (restored !== disconnects) {
       restored = disconnects; // not the first connect: restore
       for (const entry of [...entries.values()]) {
@@ -288,7 +290,7 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     else drop(entry);
   };
 
-  const receiver = receive(socket, events, { batch: options.batch ?? true, timeoutMs }, entries);
+  const stopReceiving = receive(socket, events, entries);
   socket.on(events.unsubscribed, onUnsubscribed);
   socket.on("disconnect", onDisconnect);
   socket.on("connect", onConnect);
@@ -358,7 +360,9 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     close() {
       if (closed) return;
       closed = true;
-      receiver.close();
+      stopReceiving();
+      // other listeners of the socket may expect one message per `mqtt.message`
+      if (batch && socket.connected) socket.emit(events.options, { batch: false });
       socket.off(events.unsubscribed, onUnsubscribed);
       socket.off("disconnect", onDisconnect);
       socket.off("connect", onConnect);
