@@ -138,6 +138,6 @@ export class MqttBridgeClientError extends Error {
     super(message);
     this.name = "MqttBridgeClientError";
     this.code = code;
-    if (reasonCode !== undefined) this.reasonCode = reasonCode;
+    this.reasonCode = reasonCode; // undefined when the broker gave none (as the field declares)
   }
 }

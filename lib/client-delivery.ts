@@ -1,12 +1,11 @@
 /**
  * The receiving side of the browser helper: `mqtt.message` and `mqtt.messages` (several messages
  * of one frame, in order) unpacked into one dispatch per message, to the handlers whose filter
- * matches; and the `mqtt.options { batch: true }` request that makes the server send such frames.
- * No Node APIs: part of the browser bundle.
+ * matches (lib/client.ts asks for such frames with `mqtt.options { batch: true }`). No Node
+ * APIs: part of the browser bundle.
  */
 import type { Socket } from "socket.io-client";
 import type { BridgeMessage, EventNames } from "./protocol";
-import { matches } from "./topic";
 
 /**
  * Called with every message whose topic matches the subscription's filter. A handler that throws
@@ -38,39 +37,49 @@ export interface Dispatchable {
   seenEpoch: string | undefined;
 }
 
+/**
+ * Does `filter` match the topic name `topic`? The same answer as `matches` of lib/topic.ts
+ * (section D of MQTT-RULES.md; test/unit/client-match.test.ts compares the two), written for size
+ * rather than speed: the helper matches only the messages of its own subscriptions. A shared
+ * subscription ("$share/{name}/{filter}") matches what its inner filter matches.
+ */
+export function filterMatches(filter: string, topic: string): boolean {
+  const inner = filter.replace(/^\$share\/[^/]*\//, "");
+  // [MQTT-4.7.2-1]: a filter starting with a wildcard does not match a topic starting with "$"
+  if (topic[0] === "$" && /^[+#]/.test(inner)) return false;
+  const f = inner.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i][0] === "#") return true; // the parent level and any number of child levels
+    // "+" matches exactly one level, an empty one too
+    if (i >= t.length || (f[i] !== "+" && f[i] !== t[i])) return false;
+  }
+  return f.length === t.length;
+}
+
 /** Rethrows `error` outside the caller (a microtask), so it surfaces as an uncaught error. */
 export const rethrow = (error: unknown) =>
   queueMicrotask(() => {
     throw error;
   });
 
-/** What {@link receive} gives the helper. */
-export interface Receiver {
-  /** The socket is connected (again): asks for batched frames, if wanted. */
-  connected(): void;
-  /** Removes the listeners; asks the server to stop batching, since nobody unpacks any more. */
-  close(): void;
-}
-
 /**
  * Listens to `mqtt.message` and `mqtt.messages` on `socket` and hands each message to every active
  * handler of `subscriptions` whose filter matches it (each handler once, in the order received).
- * With `batch`, {@link Receiver.connected} sends `mqtt.options { batch: true }`: a server without
- * that event (older) never answers or refuses, which is ignored; nothing waits for the answer.
+ * Returns the function that removes the listeners.
  */
 export function receive(
   socket: Socket,
   events: EventNames,
-  opts: { batch: boolean; timeoutMs: number },
   subscriptions: ReadonlyMap<string, Dispatchable>,
-): Receiver {
+): () => void {
   const onMessage = (message: BridgeMessage) => {
     if (typeof message?.topic !== "string") return;
     const handlers = new Map<MessageHandler, Local>(); // each handler once, first match wins
     const offset = typeof message.offset === "number" ? message.offset : -1;
     const epoch = typeof message.epoch === "string" ? message.epoch : undefined;
     for (const entry of subscriptions.values()) {
-      if (!matches(entry.filter, message.topic)) continue;
+      if (!filterMatches(entry.filter, message.topic)) continue;
       if (offset < 0) {
         // not numbered (retained state, recovery off): no position
       } else if (epoch !== undefined && epoch !== entry.seenEpoch) {
@@ -94,18 +103,8 @@ export function receive(
   };
   socket.on(events.message, onMessage);
   socket.on(events.messages, onMessages);
-  return {
-    connected() {
-      // the answer only says what the server will do; either way both events are listened to
-      if (opts.batch) socket.timeout(opts.timeoutMs).emit(events.options, { batch: true }, noop);
-    },
-    close() {
-      socket.off(events.message, onMessage);
-      socket.off(events.messages, onMessages);
-      // other listeners of the socket may expect one message per `mqtt.message`
-      if (opts.batch && socket.connected) socket.emit(events.options, { batch: false });
-    },
+  return () => {
+    socket.off(events.message, onMessage);
+    socket.off(events.messages, onMessages);
   };
 }
-
-const noop = () => {};

@@ -90,8 +90,9 @@ const RETRYABLE = new Set<string>([
 export function mqttClient(socket: Socket, options: MqttClientOptions = {}): MqttClient {
   const events: EventNames = { ...DEFAULT_EVENTS, ...options.events };
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const batch = options.batch ?? true;
   const entries = new Map<string, Entry>();
-  const leaving = new Map<string, Promise<void>>(); // in-flight server unsubscribes, by filter
+  const leaving = new Map<string, Promise<unknown>>(); // in-flight server unsubscribes, by filter
   let closed = false;
   let disconnects = 0;
   let restored = 0; // value of `disconnects` at the last restore
@@ -100,24 +101,36 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
   const error = (code: ErrorCode, message: string, reasonCode?: number) =>
     new MqttBridgeClientError(code, message, reasonCode);
   const closedError = () => error("INVALID_ARGUMENT", "mqttClient is closed");
+  /** The error the server sent (an ack's or a notice's `error`), when it has a code. */
+  const serverError = (e?: Partial<AckError>) =>
+    typeof e?.code === "string"
+      ? error(
+          e.code,
+          typeof e.message === "string" ? e.message : e.code,
+          typeof e.reasonCode === "number" ? e.reasonCode : undefined,
+        )
+      : undefined;
 
   const request = (event: string, arg: unknown, wait = timeoutMs) =>
     new Promise<Ack>((resolve, reject) => {
-      socket.timeout(wait).emit(event, arg, (err: unknown, ack?: Ack) => {
-        const { code, message, reasonCode } = ack?.error ?? {};
-        if (err) {
-          reject(error("TIMEOUT", `${event}: ${err instanceof Error ? err.message : "no ack"}`));
-        } else if (ack?.ok === true) {
-          resolve(ack);
-        } else if (ack?.ok !== false || typeof code !== "string") {
-          reject(error("TIMEOUT", `${event}: malformed acknowledgement`));
-        } else {
-          const text = typeof message === "string" ? message : code;
-          const rc = typeof reasonCode === "number" ? reasonCode : undefined;
-          reject(error(code as ErrorCode, text, rc));
+      socket.timeout(wait).emit(event, arg, (err: Error | null, ack?: Ack) => {
+        if (err) reject(error("TIMEOUT", `${event}: ${err.message}`));
+        else if (ack?.ok === true) resolve(ack);
+        else {
+          const refused = ack?.ok === false && serverError(ack.error);
+          reject(refused || error("TIMEOUT", `${event}: malformed acknowledgement`));
         }
       });
     });
+
+  /** The server no longer has `filter` for this socket: tell it (no ack), when it can hear. */
+  const forget = (filter: string) => socket.connected && socket.emit(events.unsubscribe, filter);
+
+  /** Ends `entry`: out of the map (unless replaced meanwhile), its handlers inactive. */
+  const drop = (entry: Entry) => {
+    if (entries.get(entry.filter) === entry) entries.delete(entry.filter);
+    for (const local of entry.locals) local.active = false;
+  };
 
   /** An acknowledged subscribe of `entry` on this connection. */
   const update = (entry: Entry, ack: Ack) => {
@@ -151,38 +164,35 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
 
   async function join(entry: Entry): Promise<void> {
     try {
-      await leaving.get(entry.filter); // an unsubscribe of this filter goes first
+      await leaving.get(entry.filter)?.catch(() => {}); // an unsubscribe of this filter goes first
       update(entry, await request(events.subscribe, entry.request));
       if (closed) {
         socket.emit(events.unsubscribe, entry.filter);
         throw closedError();
       }
     } catch (err) {
-      if (entries.get(entry.filter) === entry) entries.delete(entry.filter);
-      for (const local of entry.locals) local.active = false;
+      drop(entry);
       // no answer in time: the server may have subscribed all the same; undo it (the server
       // applies a socket's requests on one filter in order, so a later subscribe still wins)
-      const unknown = (err as MqttBridgeClientError).code === "TIMEOUT";
-      if (unknown && !closed && socket.connected) socket.emit(events.unsubscribe, entry.filter);
+      if ((err as MqttBridgeClientError).code === "TIMEOUT" && !closed) forget(entry.filter);
       throw err;
     } finally {
       entry.pending = undefined;
     }
   }
 
-  function leave(entry: Entry, local: Local): Promise<void> {
+  async function leave(entry: Entry, local: Local): Promise<void> {
     const { filter } = entry;
     const last = local.active && entry.locals.size === 1 && entries.get(filter) === entry;
     local.active = false;
     entry.locals.delete(local);
-    if (!last) return Promise.resolve();
+    if (!last) return;
     entries.delete(filter);
-    const result = request(events.unsubscribe, filter).then(() => {});
-    const settled: Promise<void> = result
-      .catch(() => {})
-      .then(() => void (leaving.get(filter) === settled && leaving.delete(filter)));
-    leaving.set(filter, settled);
-    return result;
+    const result = request(events.unsubscribe, filter);
+    const done = () => void (leaving.get(filter) === result && leaving.delete(filter));
+    leaving.set(filter, result);
+    void result.then(done, done);
+    await result;
   }
 
   const onDisconnect = () => {
@@ -214,62 +224,63 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     else rethrow(err);
   };
 
-  const minDelay = options.retry?.minDelayMs ?? 1000;
-  const maxDelay = options.retry?.maxDelayMs ?? 30_000;
-  const timers = new Set<ReturnType<typeof setTimeout>>();
-  const backoff = { minDelayMs: minDelay, maxDelayMs: maxDelay, jitter: 0.2 };
-  const later = (attempt: number, fn: () => void) => {
-    const timer = setTimeout(
-      () => {
-        timers.delete(timer);
-        fn();
-      },
-      backoffDelay(attempt, backoff),
-    );
-    timers.add(timer);
+  const backoff = {
+    minDelayMs: options.retry?.minDelayMs ?? 1000,
+    maxDelayMs: options.retry?.maxDelayMs ?? 30_000,
+    jitter: 0.2,
   };
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+
+  /** Still the subscription to restore on connection `epoch` (a count of disconnects)? */
+  const current = (entry: Entry, epoch: number) =>
+    !closed && epoch === disconnects && entries.get(entry.filter) === entry;
 
   /**
    * Subscribes `entry` again; a failure a retry can fix is retried with backoff. One chain per
    * filter: while it runs (`entry.restoring`), an `mqtt.unsubscribed` of the filter starts none.
    */
   function restore(entry: Entry, attempt: number): void {
-    const epoch = disconnects;
-    entry.restoring = epoch;
-    const current = () => !closed && epoch === disconnects && entries.get(entry.filter) === entry;
+    const epoch = (entry.restoring = disconnects);
+    /** Whether the answer still counts: the chain ends, unless the connection is still on. */
+    const settled = () => {
+      if (entry.restoring === epoch) entry.restoring = undefined;
+      return current(entry, epoch); // if not, the next "connect" restores again
+    };
     void request(events.subscribe, restoreRequest(entry)).then(
       (ack) => {
-        if (entry.restoring === epoch) entry.restoring = undefined;
-        if (!current()) return; // a later connection restores it
+        if (!settled()) return;
         update(entry, ack);
         restoredEntry(entry, ack.recovered === true);
       },
       (err: MqttBridgeClientError) => {
-        if (entry.restoring === epoch) entry.restoring = undefined;
-        // lost with the connection: the next "connect" restores again
-        if (!current()) return;
+        if (!settled()) return;
         report(err, entry.filter);
-        if (!RETRYABLE.has(err.code)) return;
-        entry.restoring = epoch;
-        later(attempt, () => {
-          if (current()) restore(entry, attempt + 1);
-        });
+        if (RETRYABLE.has(err.code)) retry(entry, attempt);
       },
     );
   }
 
-  /** The socket's id on this connection, for the restores of later ones (`since.ids`). */
-  const remember = () => {
-    if (socket.id !== undefined) ids.push(socket.id);
-    if (ids.length > MAX_IDS) ids.shift();
-  };
+  /** Restores `entry` after the backoff of `attempt`, unless its connection ended meanwhile. */
+  function retry(entry: Entry, attempt: number): void {
+    const epoch = (entry.restoring = disconnects);
+    const timer = setTimeout(
+      () => {
+        timers.delete(timer);
+        if (current(entry, epoch)) restore(entry, attempt + 1);
+      },
+      backoffDelay(attempt, backoff),
+    );
+    timers.add(timer);
+  }
 
   const onConnect = () => {
-    receiver.connected(); // first: the server then batches what the restores bring
+    // first, so that the server batches what the restores bring: a server without the event
+    // (older) never answers or refuses, which is ignored; both events are listened to anyway
+    if (batch) socket.timeout(timeoutMs).emit(events.options, { batch: true }, () => {});
     if (restored !== disconnects) {
       restored = disconnects; // not the first connect: restore
-      const live = [...entries.values()].filter((entry) => !entry.pending); // others answer for themselves
-      for (const entry of live) {
+      for (const entry of [...entries.values()]) {
+        if (entry.pending) continue; // it answers for itself
         if (!socket.recovered) restore(entry, 0);
         else {
           // Socket.IO recovered the connection: the server kept our rooms, sent what was missed
@@ -278,40 +289,27 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
         }
       }
     }
-    remember();
+    // the socket's id on this connection, for the restores of later ones (`since.ids`)
+    if (socket.id !== undefined) ids.push(socket.id);
+    if (ids.length > MAX_IDS) ids.shift();
   };
 
   /** The server took the socket out of a subscription (`mqtt.unsubscribed`). */
   const onUnsubscribed = (notice: { filter?: unknown; error?: Partial<AckError> }) => {
-    const entry = typeof notice?.filter === "string" ? entries.get(notice.filter) : undefined;
-    const code = notice?.error?.code;
+    const entry = entries.get(notice?.filter as string); // not a string: finds nothing
+    const err = serverError(notice?.error);
     // a request of the filter on its way answers for itself
-    const busy = entry?.pending !== undefined || entry?.restoring === disconnects;
-    if (!entry || busy || typeof code !== "string") return;
-    const text = typeof notice.error?.message === "string" ? notice.error.message : code;
-    report(error(code, text, notice.error?.reasonCode), entry.filter);
-    if (RETRYABLE.has(code)) {
-      const epoch = disconnects;
-      entry.restoring = epoch;
-      later(0, () => {
-        if (!closed && epoch === disconnects && entries.get(entry.filter) === entry) {
-          restore(entry, 1);
-        }
-      });
-    } else {
-      entries.delete(entry.filter);
-      for (const local of entry.locals) local.active = false;
-    }
+    if (!entry || !err || entry.pending || entry.restoring === disconnects) return;
+    report(err, entry.filter);
+    if (RETRYABLE.has(err.code)) retry(entry, 0);
+    else drop(entry);
   };
 
-  const receiver = receive(socket, events, { batch: options.batch ?? true, timeoutMs }, entries);
+  const stopReceiving = receive(socket, events, entries);
   socket.on(events.unsubscribed, onUnsubscribed);
   socket.on("disconnect", onDisconnect);
   socket.on("connect", onConnect);
-  if (socket.connected) {
-    receiver.connected();
-    remember();
-  }
+  if (socket.connected) onConnect();
 
   return {
     async subscribe<P>(filter: string, handler: MessageHandler<P>, opts: { qos?: QoS } = {}) {
@@ -319,17 +317,16 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
       if (typeof filter !== "string" || typeof handler !== "function") {
         throw error("INVALID_ARGUMENT", "subscribe(filter: string, handler: function)");
       }
+      const { qos } = opts;
       let entry = entries.get(filter);
       if (!entry) {
-        const request = opts.qos === undefined ? filter : { filter, qos: opts.qos };
-        const qos = opts.qos ?? 0;
-        const locals = new Set<Local>();
+        const request = qos === undefined ? filter : { filter, qos };
         entry = {
           filter,
           request,
           room: "",
-          qos,
-          locals,
+          qos: qos ?? 0,
+          locals: new Set(),
           offset: -1,
           seen: -1,
           seenEpoch: undefined,
@@ -379,17 +376,17 @@ export function mqttClient(socket: Socket, options: MqttClientOptions = {}): Mqt
     close() {
       if (closed) return;
       closed = true;
-      receiver.close();
+      stopReceiving();
+      // other listeners of the socket may expect one message per `mqtt.message`
+      if (batch && socket.connected) socket.emit(events.options, { batch: false });
       socket.off(events.unsubscribed, onUnsubscribed);
       socket.off("disconnect", onDisconnect);
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
       socket.off("connect", onConnect);
+      for (const timer of timers) clearTimeout(timer);
       for (const entry of entries.values()) {
-        for (const local of entry.locals) local.active = false;
-        if (!entry.pending && socket.connected) socket.emit(events.unsubscribe, entry.filter);
+        drop(entry);
+        if (!entry.pending) forget(entry.filter);
       }
-      entries.clear();
     },
   };
 }

@@ -286,7 +286,9 @@ describe("the README's code in applications that install the packed tarball", fu
       `      mqttClient: ${helper} B (from lib/client.ts: ${source} B); ` +
         `MqttBridgeClientError alone: ${errorOnly} B`,
     );
-    expect(errorOnly, "the error class alone").to.be.below(400);
+    // README, "Size in a bundle": 2,301 B and 141 B with esbuild 0.28; a little room for growth
+    expect(helper, "the helper (README: 2.3 KB)").to.be.at.most(2_400);
+    expect(errorOnly, "the error class alone").to.be.at.most(170);
     expect(helper, "the helper, against its source").to.be.at.most(Math.ceil(source * 1.05));
   });
 });
