@@ -287,7 +287,7 @@ describe("the README's code in applications that install the packed tarball", fu
         `MqttBridgeClientError alone: ${errorOnly} B`,
     );
     // README, "Size in a bundle": 2,301 B and 141 B with esbuild 0.28; a little room for growth
-    expect(helper, "the helper (README: 2.3 KB)").to.be.at.most(2_400);
+    expect(helper, "the helper (README: 2.4 KB)").to.be.at.most(2_450);
     expect(errorOnly, "the error class alone").to.be.at.most(170);
     expect(helper, "the helper, against its source").to.be.at.most(Math.ceil(source * 1.05));
   });
