@@ -91,11 +91,13 @@ export class RoomStarts {
   ): Others {
     const starts = this.starts.get(socket);
     const out: Others = [];
+    const current = now?.offset ?? 0;
     for (const r of socket.rooms) {
       if (r === room || !rooms.isBridged(socket.nsp, r)) continue;
       const start = starts?.get(r);
-      const offset = now?.offset ?? 0;
-      out.push([r, start === undefined ? offset : start.epoch === now?.epoch ? start.offset : 0]);
+      let from = current;
+      if (start) from = start.epoch === now?.epoch ? start.offset : 0;
+      out.push([r, from]);
     }
     return out;
   }
